@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import html
+import http.client
 import os
 import pickle
 import re
 import shutil
-import socket
 import tarfile
 import tempfile
 import time
@@ -130,7 +130,8 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, timeout
     try:
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
-                total = size or int(response.headers.get("Content-Length") or 0) or None
+                announced = int(response.headers.get("Content-Length") or 0) or None
+                total = size if size is not None else announced
                 digest = hashlib.sha256()
                 received = 0
                 with tqdm(total=total, unit="B", unit_scale=True, desc=f"Downloading {dest.name}") as bar:
@@ -141,9 +142,9 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, timeout
                         bar.update(len(block))
         except urllib.error.HTTPError as err:
             raise DatasetError(f"The server answered HTTP {err.code} ({err.reason}) for {url}. {hint}") from err
-        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as err:
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
             reason = getattr(err, "reason", err)
-            if isinstance(reason, (TimeoutError, socket.timeout)) or isinstance(err, (TimeoutError, socket.timeout)):
+            if isinstance(reason, TimeoutError) or isinstance(err, TimeoutError):
                 raise DatasetError(
                     f"The download of {url} timed out after {timeout:g} s without data. Check the connection "
                     f"and try again. {hint}"
@@ -151,12 +152,12 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, timeout
             raise DatasetError(
                 f"Could not download {url} ({reason}). You may be offline or behind a firewall. {hint}"
             ) from err
-        except OSError as err:  # e.g. http.client.IncompleteRead surfaces as an OSError subclass
+        except (OSError, http.client.HTTPException) as err:  # e.g. the connection dropped mid-body
             raise DatasetError(f"The download of {url} broke off ({err}). Try again. {hint}") from err
-        if size is not None and received != size:
+        if total is not None and received != total:
             raise DatasetError(
                 f"The download of {url} is incomplete or the wrong file: got {received:,} bytes, expected "
-                f"{size:,}. The partial file was removed; try again. {hint}"
+                f"{total:,}. The partial file was removed; try again. {hint}"
             )
         if digest.hexdigest() != sha256:
             raise DatasetError(
@@ -298,7 +299,7 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     classes, counts = np.unique(labels, return_counts=True)
     quotas = np.floor(counts / counts.sum() * n).astype(int)
     quotas[np.argsort(-(counts / counts.sum() * n - quotas))[: n - quotas.sum()]] += 1
-    picked = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quotas)]
+    picked = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quotas, strict=True)]
     return np.sort(np.concatenate(picked))
 
 
@@ -327,3 +328,12 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
         test_subset=_take(test_texts, test_labels, stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)),
         unsup=unsup,
     )
+
+
+def prefetch() -> None:
+    """Download (if needed), extract and cache the dataset, then print where it lives and its sizes."""
+    start = time.perf_counter()
+    imdb = load_imdb()
+    print(f"IMDB ready in {time.perf_counter() - start:.1f} s: train {len(imdb.train):,}, val {len(imdb.val):,}, "
+          f"test {len(imdb.test):,}, unsup {len(imdb.unsup):,}; data directory {data_dir()}, "
+          f"writable outputs in {work_dir()}.")

@@ -24,7 +24,7 @@ def training_curves(history: Any, title: str = "Training curves") -> Figure:
     hist = _history_dict(history)
     metrics = [k for k in hist if not k.startswith("val_")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(WIDTH, 3.2), squeeze=False)
-    for ax, name in zip(axes[0], metrics):
+    for ax, name in zip(axes[0], metrics, strict=True):
         epochs = np.arange(1, len(hist[name]) + 1)
         ax.plot(epochs, hist[name], marker="o", label="train")
         if f"val_{name}" in hist:
@@ -70,7 +70,7 @@ def embedding_projection(coords: np.ndarray, words: Sequence[str], groups: Seque
     for group in dict.fromkeys(groups):
         mask = np.array([g == group for g in groups])
         ax.scatter(coords[mask, 0], coords[mask, 1], label=group, s=30)
-    for (x, y), word in zip(coords, words):
+    for (x, y), word in zip(coords, words, strict=True):
         ax.annotate(word, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=8)
     ax.set(title=title, xlabel=f"{method} component 1 (arbitrary units)", ylabel=f"{method} component 2 (arbitrary units)")
     if len(set(groups)) > 1:
@@ -116,7 +116,7 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
     high = max(finite + ([reference] if reference is not None else []))
     span = high - low
     ax.set_xlim(max(0.0, low - 0.5 * span - 1e-9) if span > 0 and low > 0 else 0.0, high + 0.15 * (span or high or 1))
-    ax.set(title=title, xlabel=xlabel)
+    ax.set(title=title, xlabel=xlabel, ylabel="method")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig

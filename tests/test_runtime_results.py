@@ -1,0 +1,85 @@
+"""Presets, seeding, the environment report, the results store and exercise checks."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers
+from helpers import exercises, runtime
+from helpers.results import load_results, record_result, results_path
+
+
+def test_preset_default_override_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(runtime.PRESET_ENV, raising=False)
+    assert runtime.preset() == "small"
+    monkeypatch.setenv(runtime.PRESET_ENV, " FULL ")
+    assert runtime.preset() == "full"
+    monkeypatch.setenv(runtime.PRESET_ENV, "huge")
+    with pytest.raises(ValueError, match="small, full"):
+        runtime.preset()
+
+
+def test_seed_everything_makes_python_and_numpy_repeatable() -> None:
+    runtime.seed_everything(7)
+    first = (random.random(), np.random.rand())
+    runtime.seed_everything(7)
+    assert (random.random(), np.random.rand()) == first
+
+
+def test_seed_everything_warns_without_hash_seed(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    runtime.seed_everything(1)
+    assert "PYTHONHASHSEED" in capsys.readouterr().out
+
+
+def test_environment_report_names_machine_preset_and_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(runtime.PRESET_ENV, raising=False)
+    report = runtime.environment_report(packages=("numpy", "surely_not_a_package"))
+    assert "CPU cores" in report and "preset: small" in report
+    assert f"numpy {np.__version__}" in report and "surely_not_a_package not installed" in report
+
+
+def test_results_store_upserts_per_notebook_method_and_preset(isolated_data_dir: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_results() == []
+    record_result("02", "LSTM", subset_accuracy=0.8, n_params=10)
+    record_result("02", "LSTM", subset_accuracy=0.85, n_params=10, epochs=3)
+    record_result("02", "GRU", subset_accuracy=np.float32(0.86))
+    monkeypatch.setenv(runtime.PRESET_ENV, "full")
+    record_result("02", "LSTM", subset_accuracy=0.9)
+    rows = load_results()
+    assert results_path() == isolated_data_dir / "results.json"
+    assert [(r["method"], r["preset"], r["subset_accuracy"]) for r in rows] == [
+        ("LSTM", "small", 0.85), ("GRU", "small", pytest.approx(0.86)), ("LSTM", "full", 0.9)]
+    assert rows[0]["epochs"] == 3 and json.loads(results_path().read_text())  # plain JSON on disk
+    assert not list(isolated_data_dir.glob("*.tmp"))
+
+
+def test_results_store_rejects_corrupt_file(isolated_data_dir: Path) -> None:
+    results_path().write_text("{broken")
+    with pytest.raises(ValueError, match="delete it"):
+        load_results()
+
+
+def test_exercise_check_reports_each_state(capsys: pytest.CaptureFixture[str]) -> None:
+    def unattempted() -> int:
+        raise NotImplementedError
+
+    assert exercises.check("Ex", None, lambda a: True, hint="h") is False
+    assert exercises.check("Ex", unattempted, lambda f: f() == 2) is False
+    assert exercises.check("Ex", lambda: 1 / 0, lambda f: f() == 2) is False
+    assert exercises.check("Ex", 3, lambda a: a == 2, hint="try 2") is False
+    assert exercises.check("Ex", 2, lambda a: a == 2) is True
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["Ex: not attempted yet. h", "Ex: not attempted yet.",
+                   "Ex: your attempt raised ZeroDivisionError: division by zero", "Ex: not quite yet. try 2",
+                   "Ex: correct, well done!"]
+
+
+def test_package_exports() -> None:
+    assert callable(helpers.load_imdb) and callable(helpers.record_result) and callable(helpers.environment_report)
