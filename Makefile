@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE ?= 1
 
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
-.PHONY: setup tutorial run test unit clean-venv
+.PHONY: setup tutorial run test unit prefetch bench check-html clean-venv
 
 setup: $(STAMP)
 
@@ -36,6 +36,7 @@ run: setup
 	  echo "== $$nb"; \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 	    --output-dir build "$$nb" || exit 1; \
+	  $(BIN)/jupyter nbconvert --to html --output-dir build "build/$$(basename $$nb)" || exit 1; \
 	done
 
 test: setup
@@ -43,6 +44,17 @@ test: setup
 
 unit: setup
 	$(BIN)/python -m pytest tests
+
+prefetch: setup
+	$(BIN)/python -m helpers prefetch
+
+bench: setup
+	$(BIN)/python scripts/bench.py
+
+# Needs Chromium (apt-get install chromium); run after `make run`.
+check-html: setup
+	$(BIN)/python -m pip install -q -r requirements-browser.txt
+	$(BIN)/python scripts/check_html.py $(wildcard build/*.html)
 
 clean-venv:
 	rm -rf $(VENV)
