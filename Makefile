@@ -40,7 +40,7 @@ run: setup
 	done
 
 test: setup
-	$(BIN)/python -m pytest tests --nbval-lax --nbval-cell-timeout=1800 notebooks -p no:cacheprovider
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 unit: setup
 	$(BIN)/python -m pytest tests
