@@ -112,6 +112,14 @@ def clean_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
+def publish(tmp: Path | str, dest: Path) -> None:
+    """Give a finished temporary file the usual permissions (readable by others per umask) and move it to ``dest``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, dest)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -164,7 +172,7 @@ def download(url: str, dest: Path, sha256: str, size: int | None = None, timeout
                 f"Checksum mismatch for {url}: SHA-256 {digest.hexdigest()}, expected {sha256}. The file "
                 f"was removed; try again, and if it persists the file on the server has changed. {hint}"
             )
-        os.replace(tmp, dest)
+        publish(tmp, dest)
         return dest
     finally:
         if tmp.exists():
@@ -240,7 +248,7 @@ def _write_atomic_pickle(obj: object, path: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .data import work_dir
+from .data import publish, work_dir
 from .runtime import preset
 
 RESULTS_NAME = "results.json"
@@ -51,7 +51,7 @@ def record_result(notebook: str, method: str, *, subset_accuracy: float | None =
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(rows, fh, indent=1, default=float)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -58,6 +58,7 @@ def test_download_good_archive(http_server: Server, isolated_data_dir: Path) -> 
     assert data.download(http_server.url("/good"), dest, sha256(payload), len(payload)) == dest
     assert dest.read_bytes() == payload
     assert _leftovers(isolated_data_dir) == []
+    assert dest.stat().st_mode & 0o044 == 0o044  # a shared classroom copy must be readable by learners
 
 
 def test_download_checksum_mismatch_removes_file(http_server: Server, isolated_data_dir: Path) -> None:
@@ -159,6 +160,7 @@ def test_load_downloads_once_then_uses_cache(monkeypatch: pytest.MonkeyPatch, ht
     first = data.load_imdb()
     assert http_server.hits == {"/imdb.tar.gz": 1}
     assert (isolated_data_dir / data.CACHE_NAME).exists() and (isolated_data_dir / "aclImdb").is_dir()
+    assert (isolated_data_dir / data.CACHE_NAME).stat().st_mode & 0o044 == 0o044
     assert (len(first.train), len(first.val), len(first.test), len(first.test_subset), len(first.unsup)) == (4, 2, 8, 4, 2)
     assert all("<br" not in t and "&quot;" not in t for t in first.train.texts + first.test.texts)
     # the cache alone serves the data: no second download, even with archive and folder gone
