@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .data import load_imdb, work_dir
 from .runtime import preset
@@ -16,7 +18,7 @@ _PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
 
 # Word2Vec skip-gram settings per preset; notebook 01 trains with these and notebook 02 reuses the result.
 WORD2VEC_SETTINGS = {
-    "small": {"n_docs": 30_000, "vector_size": 100, "window": 5, "min_count": 5, "negative": 5, "epochs": 3},
+    "small": {"n_docs": 12_000, "vector_size": 100, "window": 5, "min_count": 5, "negative": 5, "epochs": 3},
     "full": {"n_docs": None, "vector_size": 300, "window": 5, "min_count": 5, "negative": 5, "epochs": 5},
 }
 
@@ -91,3 +93,147 @@ def save_vectors(wv, name: str, size: str | None = None) -> Path:
         extra.replace(path.with_name(path.name + extra.name[len(tmp.name):]))
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation on the benchmarks that ship inside gensim, the same for every model.
+
+SEMANTIC_SECTIONS = ("capital-common-countries", "capital-world", "currency", "city-in-state", "family")
+
+
+def benchmark_path(name: str) -> str:
+    """Path of a benchmark file shipped with gensim: ``questions-words.txt``, ``wordsim353.tsv``, ``simlex999.txt``."""
+    from gensim.test.utils import datapath
+
+    return datapath(name)
+
+
+def read_analogies(path: str | None = None) -> list[tuple[str, tuple[str, str, str, str]]]:
+    """The Google analogy questions as (section, (a, b, c, d)) in lower case: a is to b as c is to d."""
+    questions, section = [], ""
+    with open(path or benchmark_path("questions-words.txt"), encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith(":"):
+                section = line[1:].strip()
+            elif len(words := line.lower().split()) == 4:
+                questions.append((section, tuple(words)))
+    return questions
+
+
+def evaluate_analogies(wv, path: str | None = None, restrict_vocab: int = 300_000, batch: int = 512) -> dict:
+    """Answer every analogy a:b :: c:? with 3CosAdd (nearest unit vector to b - a + c, excluding a, b, c).
+
+    Same rule and vocabulary restriction as gensim's ``KeyedVectors.evaluate_word_analogies``, but in batches
+    of matrix products, so all 19,544 questions take seconds. Questions with a word outside the (restricted)
+    vocabulary are skipped and reported as ``skipped`` (a share of all questions), never counted as wrong.
+    """
+    questions = read_analogies(path)
+    keys = wv.index_to_key[:restrict_vocab]
+    index = {key.lower(): i for i, key in reversed(list(enumerate(keys)))}
+    unit = np.asarray(wv.get_normed_vectors()[: len(keys)], dtype=np.float32)
+    kept = [(s, [index[w] for w in q]) for s, q in questions if all(w in index for w in q)]
+    correct = np.zeros(len(kept), dtype=bool)
+    ids = np.array([q for _, q in kept], dtype=np.int64).reshape(-1, 4)
+    for start in range(0, len(ids), batch):
+        a, b, c, d = ids[start:start + batch].T
+        scores = (unit[b] - unit[a] + unit[c]) @ unit.T
+        rows = np.arange(len(a))
+        for excluded in (a, b, c):
+            scores[rows, excluded] = -np.inf
+        correct[start:start + batch] = scores.argmax(axis=1) == d
+    sections = np.array([s for s, _ in kept])
+    per_section = {}
+    for name in dict.fromkeys(s for s, _ in questions):
+        mask = sections == name
+        per_section[name] = float(correct[mask].mean()) if mask.any() else float("nan")
+    semantic = np.isin(sections, SEMANTIC_SECTIONS)
+
+    def share(mask: np.ndarray) -> float:
+        return float(correct[mask].mean()) if mask.any() else 0.0
+
+    return {
+        "accuracy": share(np.ones(len(kept), dtype=bool)),
+        "semantic": share(semantic),
+        "syntactic": share(~semantic),
+        "skipped": 1 - len(kept) / len(questions),
+        "answered": len(kept),
+        "sections": per_section,
+    }
+
+
+def evaluate_similarity(wv, name: str = "wordsim353.tsv") -> tuple[float, float]:
+    """Spearman correlation between cosine similarity and human ratings, and the share of pairs skipped (OOV).
+
+    Pairs with a word outside the vocabulary are skipped (gensim's default); with no known pair at all the
+    correlation is NaN.
+    """
+    try:
+        _pearson, spearman, oov_percent = wv.evaluate_word_pairs(benchmark_path(name), case_insensitive=True)
+    except ValueError:  # gensim raises when not a single pair is in the vocabulary
+        return float("nan"), 1.0
+    return float(spearman[0]), float(oov_percent) / 100
+
+
+def evaluate(wv) -> dict[str, float]:
+    """All benchmark numbers for one set of vectors: WordSim353, SimLex-999 and the Google analogies."""
+    analogies = evaluate_analogies(wv)
+    wordsim, wordsim_skipped = evaluate_similarity(wv, "wordsim353.tsv")
+    simlex, simlex_skipped = evaluate_similarity(wv, "simlex999.txt")
+    return {
+        "wordsim353": wordsim, "simlex999": simlex,
+        "analogy_accuracy": analogies["accuracy"], "analogy_semantic": analogies["semantic"],
+        "analogy_syntactic": analogies["syntactic"], "analogy_skipped": analogies["skipped"],
+        "wordsim353_skipped": wordsim_skipped, "simlex999_skipped": simlex_skipped,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Building blocks reused by notebook 01 for GloVe and for the sentiment probe.
+
+def token_ids(texts: Iterable[str], key_to_index: dict[str, int]) -> list[np.ndarray]:
+    """Each text as an int32 array of vocabulary ids, -1 where a token is not in the vocabulary."""
+    return [np.array([key_to_index.get(t, -1) for t in tokenize(text)], dtype=np.int32) for text in texts]
+
+
+def cooccurrence_matrix(docs: Sequence[np.ndarray], vocab_size: int, window: int = 5):
+    """Distance-weighted co-occurrence counts as a symmetric ``scipy.sparse.csr_matrix`` (float32).
+
+    ``X[i, j]`` sums ``1 / d`` over every time word ``j`` occurs ``d <= window`` positions from word ``i`` in
+    the same document (GloVe's weighting). Ids of -1 (out of vocabulary) keep their place, so distances
+    are counted in the original text, but make no pairs. Vectorised: one pass per distance ``d``, never a
+    Python loop over tokens.
+    """
+    from scipy import sparse
+
+    ids = np.concatenate([np.asarray(d, dtype=np.int64) for d in docs]) if len(docs) else np.zeros(0, np.int64)
+    doc_of = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
+    counts = sparse.csr_matrix((vocab_size, vocab_size), dtype=np.float32)
+    for d in range(1, window + 1):
+        left, right = ids[:-d], ids[d:]
+        keep = (doc_of[:-d] == doc_of[d:]) & (left >= 0) & (right >= 0)
+        weight = np.full(int(keep.sum()), 1.0 / d, dtype=np.float32)
+        counts = counts + sparse.csr_matrix((weight, (left[keep], right[keep])), shape=(vocab_size, vocab_size))
+    counts = (counts + counts.T).tocsr()
+    counts.sum_duplicates()
+    return counts
+
+
+def mean_vectors(wv, texts: Sequence[str]) -> np.ndarray:
+    """One feature row per text: the mean of the vectors of its in-vocabulary tokens (zeros if none)."""
+    features = np.zeros((len(texts), wv.vector_size), dtype=np.float32)
+    index = wv.key_to_index
+    for row, text in enumerate(texts):
+        ids = [index[t] for t in tokenize(text) if t in index]
+        if ids:
+            features[row] = wv.vectors[ids].mean(axis=0)
+    return features
+
+
+def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
+    """Wrap a word list and a (len(words), dim) array as gensim KeyedVectors (e.g. vectors trained outside gensim)."""
+    from gensim.models import KeyedVectors
+
+    vectors = np.asarray(vectors, dtype=np.float32)
+    wv = KeyedVectors(vector_size=vectors.shape[1])
+    wv.add_vectors(list(words), vectors)
+    return wv

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import importlib.metadata
 import os
 import platform
 import random
@@ -12,7 +12,7 @@ import numpy as np
 
 PRESET_ENV = "DLNLP_PRESET"
 PRESETS = ("small", "full")
-_REPORTED_PACKAGES = ("numpy", "tensorflow", "keras", "torch", "transformers", "gensim", "sklearn", "matplotlib")
+_REPORTED_PACKAGES = ("numpy", "tensorflow", "keras", "torch", "transformers", "gensim", "scikit-learn", "matplotlib")
 
 
 def preset() -> str:
@@ -42,13 +42,10 @@ def seed_everything(seed: int = 42) -> int:
 
 
 def _version(name: str) -> str:
-    module = sys.modules.get(name)
-    if module is None:
-        try:
-            module = importlib.import_module(name)
-        except Exception:  # noqa: BLE001 - a missing or broken package is reported, not raised
-            return "not installed"
-    return str(getattr(module, "__version__", "?"))
+    try:  # read the installed metadata: importing torch or TensorFlow just for a version costs hundreds of MB
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
 
 
 def _accelerator() -> str:
@@ -67,7 +64,7 @@ def _accelerator() -> str:
 
 
 def environment_report(packages: tuple[str, ...] = _REPORTED_PACKAGES) -> str:
-    """One printable block: Python, OS, CPU count, accelerator, preset and package versions."""
+    """One printable block: Python, OS, CPU count, accelerator, preset and installed package versions."""
     lines = [
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}",
         f"CPU cores: {os.cpu_count()}   accelerator: {_accelerator()}",
