@@ -1,0 +1,81 @@
+"""Profile a notebook cell by cell: wall time and peak resident memory of the kernel during each cell.
+
+Usage: ``python scripts/profile_notebook.py notebooks/02_lstm_sentiment.ipynb [--top 12]``. Runs the notebook in a
+fresh kernel (like ``make bench``) and prints the cells that take the most time and raise memory the most, so a
+missed target can be traced to data loading, tokenisation, training or evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+from nbclient import NotebookClient
+
+GB = 1024**3
+
+
+class PeakSampler(threading.Thread):
+    """Samples the RSS of a process tree every 0.1 s and keeps the peak since the last reset."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.process, self.peak, self.running = psutil.Process(pid), 0, True
+
+    def rss(self) -> int:
+        try:
+            procs = [self.process, *self.process.children(recursive=True)]
+            return sum(p.memory_info().rss for p in procs)
+        except psutil.Error:
+            return 0
+
+    def run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.rss())
+            time.sleep(0.1)
+
+    def reset(self) -> int:
+        peak, self.peak = self.peak, self.rss()
+        return max(peak, self.peak)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+    nb = nbformat.read(args.notebook, as_version=4)
+    client = NotebookClient(nb, timeout=None, kernel_name="python3",
+                            resources={"metadata": {"path": str(args.notebook.parent)}})
+    rows = []
+    with client.setup_kernel():
+        sampler = PeakSampler(client.km.provisioner.process.pid)
+        sampler.start()
+        sampler.reset()
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            before = sampler.rss()
+            start = time.perf_counter()
+            client.execute_cell(cell, index)
+            seconds = time.perf_counter() - start
+            peak = sampler.reset()
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            rows.append((index, seconds, peak / GB, (peak - before) / GB, first[:70]))
+        sampler.running = False
+    total = sum(r[1] for r in rows)
+    print(f"{args.notebook.name}: {total:.0f} s in code cells, peak {max(r[2] for r in rows):.2f} GB")
+    print(f"\n{'cell':>4} {'seconds':>8} {'peak GB':>8} {'+GB':>6}  first line   (slowest first)")
+    for r in sorted(rows, key=lambda r: -r[1])[: args.top]:
+        print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f}  {r[4]}")
+    print(f"\n{'cell':>4} {'seconds':>8} {'peak GB':>8} {'+GB':>6}  first line   (largest memory rise first)")
+    for r in sorted(rows, key=lambda r: -r[3])[: args.top]:
+        print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f}  {r[4]}")
+
+
+if __name__ == "__main__":
+    main()
