@@ -196,6 +196,30 @@ def check_structure(root: Path) -> None:
         )
 
 
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")  # Python 3.11.4+; older 3.11 releases get _check_members
+_UNSAFE = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
+
+
+class UnsafeMemberError(tarfile.TarError):
+    """An archive member that would land outside the target, link out of it, or is a device."""
+
+
+def _check_members(tar: tarfile.TarFile, target: Path) -> None:
+    """Refuse members that escape ``target`` (absolute, ``..``, links out, devices): the data filter's rules."""
+    root = os.path.realpath(target)
+    inside = lambda path: path == root or path.startswith(root + os.sep)  # noqa: E731
+    for member in tar.getmembers():
+        path = os.path.realpath(os.path.join(root, member.name))
+        if os.path.isabs(member.name) or not inside(path):
+            raise UnsafeMemberError(f"{member.name!r} would be extracted outside the target")
+        if member.isdev() or member.isfifo():
+            raise UnsafeMemberError(f"{member.name!r} is a device or pipe")
+        if member.issym() or member.islnk():
+            base = os.path.dirname(path) if member.issym() else root
+            if os.path.isabs(member.linkname) or not inside(os.path.realpath(os.path.join(base, member.linkname))):
+                raise UnsafeMemberError(f"{member.name!r} links outside the target ({member.linkname!r})")
+
+
 def extract(archive: Path, target_dir: Path) -> Path:
     """Safely extract ``archive`` into ``target_dir/aclImdb``, atomically, after checking its structure."""
     final = target_dir / FOLDER_NAME
@@ -203,8 +227,12 @@ def extract(archive: Path, target_dir: Path) -> Path:
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
-                tar.extractall(staging, filter="data")
-        except tarfile.FilterError as err:
+                if _HAS_DATA_FILTER:
+                    tar.extractall(staging, filter="data")
+                else:
+                    _check_members(tar, staging)
+                    tar.extractall(staging)  # noqa: S202 - every member was checked just above
+        except (*_UNSAFE, UnsafeMemberError) as err:
             raise DatasetError(
                 f"{archive} contains an unsafe member ({err}); nothing was extracted. Delete the file and "
                 f"download the official archive from {IMDB_URL}."

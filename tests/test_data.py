@@ -118,7 +118,15 @@ def _write(folder: Path, payload: bytes, name: str = data.ARCHIVE_NAME) -> Path:
     return folder / name
 
 
-def test_extract_rejects_parent_traversal(isolated_data_dir: Path) -> None:
+@pytest.fixture(params=["data filter", "manual checks"])
+def extraction_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run extraction tests with tarfile's data filter and with the checks used on Python < 3.11.4."""
+    if request.param == "manual checks":
+        monkeypatch.setattr(data, "_HAS_DATA_FILTER", False)
+    return request.param
+
+
+def test_extract_rejects_parent_traversal(isolated_data_dir: Path, extraction_mode: str) -> None:
     evil = tarfile.TarInfo("aclImdb/../../escaped.txt")
     evil.size = 1
     archive = _write(isolated_data_dir, make_archive(extra=[evil]))
@@ -128,7 +136,7 @@ def test_extract_rejects_parent_traversal(isolated_data_dir: Path) -> None:
     assert not (isolated_data_dir / "aclImdb").exists() and _leftovers(isolated_data_dir) == []
 
 
-def test_extract_rejects_symlink_out_of_target(isolated_data_dir: Path) -> None:
+def test_extract_rejects_symlink_out_of_target(extraction_mode: str, isolated_data_dir: Path) -> None:
     link = tarfile.TarInfo("aclImdb/train/pos/link.txt")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     archive = _write(isolated_data_dir, make_archive(extra=[link]))
@@ -137,7 +145,18 @@ def test_extract_rejects_symlink_out_of_target(isolated_data_dir: Path) -> None:
     assert not (isolated_data_dir / "aclImdb").exists() and _leftovers(isolated_data_dir) == []
 
 
-def test_extract_truncated_archive(isolated_data_dir: Path) -> None:
+def test_extract_rejects_absolute_path(isolated_data_dir: Path, extraction_mode: str) -> None:
+    evil = tarfile.TarInfo("/tmp/dlnlp-escaped.txt")
+    evil.size = 1
+    archive = _write(isolated_data_dir, make_archive(extra=[evil]))
+    try:  # the data filter strips the leading "/" and extracts inside; the manual checks refuse the member
+        data.extract(archive, isolated_data_dir)
+    except DatasetError as err:
+        assert "unsafe member" in str(err)
+    assert not Path("/tmp/dlnlp-escaped.txt").exists()
+
+
+def test_extract_truncated_archive(extraction_mode: str, isolated_data_dir: Path) -> None:
     payload = make_archive()
     archive = _write(isolated_data_dir, payload[: len(payload) // 2])
     with pytest.raises(DatasetError, match="truncated or corrupt"):
@@ -145,7 +164,7 @@ def test_extract_truncated_archive(isolated_data_dir: Path) -> None:
     assert not (isolated_data_dir / "aclImdb").exists() and _leftovers(isolated_data_dir) == []
 
 
-def test_extract_unexpected_layout(isolated_data_dir: Path) -> None:
+def test_extract_unexpected_layout(extraction_mode: str, isolated_data_dir: Path) -> None:
     archive = _write(isolated_data_dir, make_archive({**SMALL_COUNTS, "test/pos": 1}))
     with pytest.raises(DatasetError, match=r"test/pos: 1 \(expected 4\)"):
         data.extract(archive, isolated_data_dir)
@@ -171,7 +190,8 @@ def test_load_downloads_once_then_uses_cache(monkeypatch: pytest.MonkeyPatch, ht
     assert second.test.texts == first.test.texts
 
 
-def test_load_uses_archive_supplied_by_hand(isolated_data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_load_uses_archive_supplied_by_hand(extraction_mode: str, isolated_data_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
     _write(isolated_data_dir, make_archive())
     imdb = data.load_imdb()
     assert len(imdb.test) == 8
