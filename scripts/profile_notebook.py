@@ -15,6 +15,7 @@ from pathlib import Path
 import nbformat
 import psutil
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
 
 GB = 1024**3
 
@@ -47,11 +48,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--in-order", action="store_true", help="list every code cell in notebook order")
     args = parser.parse_args()
     nb = nbformat.read(args.notebook, as_version=4)
     client = NotebookClient(nb, timeout=None, kernel_name="python3",
                             resources={"metadata": {"path": str(args.notebook.parent)}})
-    rows = []
+    rows, failures = [], []
     with client.setup_kernel():
         sampler = PeakSampler(client.km.provisioner.process.pid)
         sampler.start()
@@ -61,20 +63,26 @@ def main() -> None:
                 continue
             before = sampler.rss()
             start = time.perf_counter()
-            client.execute_cell(cell, index)
+            try:
+                client.execute_cell(cell, index)
+            except CellExecutionError as err:  # keep profiling; the failure is reported at the end
+                failures.append(f"cell {index}: {str(err).strip().splitlines()[-1]}")
             seconds = time.perf_counter() - start
-            peak = sampler.reset()
+            peak, after = sampler.reset(), sampler.rss()
             first = next((line for line in cell.source.splitlines() if line.strip()), "")
-            rows.append((index, seconds, peak / GB, (peak - before) / GB, first[:70]))
+            rows.append((index, seconds, peak / GB, (peak - before) / GB, first[:62], after / GB))
         sampler.running = False
     total = sum(r[1] for r in rows)
     print(f"{args.notebook.name}: {total:.0f} s in code cells, peak {max(r[2] for r in rows):.2f} GB")
-    print(f"\n{'cell':>4} {'seconds':>8} {'peak GB':>8} {'+GB':>6}  first line   (slowest first)")
-    for r in sorted(rows, key=lambda r: -r[1])[: args.top]:
-        print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f}  {r[4]}")
-    print(f"\n{'cell':>4} {'seconds':>8} {'peak GB':>8} {'+GB':>6}  first line   (largest memory rise first)")
-    for r in sorted(rows, key=lambda r: -r[3])[: args.top]:
-        print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f}  {r[4]}")
+    orders = {"slowest first": lambda r: -r[1], "largest memory rise first": lambda r: -r[3]}
+    if args.in_order:
+        orders = {"in notebook order": lambda r: r[0]}
+    for title, key in orders.items():
+        print(f"\n{'cell':>4} {'seconds':>8} {'peak GB':>8} {'+GB':>6} {'after':>6}  first line   ({title})")
+        for r in sorted(rows, key=key)[: None if args.in_order else args.top]:
+            print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f} {r[5]:>6.2f}  {r[4]}")
+    for failure in failures:
+        print("FAILED", failure)
 
 
 if __name__ == "__main__":
