@@ -83,6 +83,8 @@ def main() -> None:
             print(f"{r[0]:>4} {r[1]:>8.1f} {r[2]:>8.2f} {r[3]:>+6.2f} {r[5]:>6.2f}  {r[4]}")
     for failure in failures:
         print("FAILED", failure)
+    if failures:
+        raise SystemExit(1)  # the numbers above are still printed, but a failing notebook must not look like a pass
 
 
 if __name__ == "__main__":
