@@ -63,9 +63,11 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, head: int) -> list[
     return [[tokenizer.cls_token_id, *head_tail(p, budget, head), tokenizer.sep_token_id] for p in pieces]
 
 
-def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> dict[str, torch.Tensor]:
-    """Dynamic padding: pad to the longest sequence of this batch; return input_ids and attention_mask tensors."""
-    width = max(len(s) for s in seqs)
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, multiple_of: int = 1) -> dict[str, torch.Tensor]:
+    """Dynamic padding to the batch's longest sequence, rounded up to ``multiple_of``; input_ids and attention_mask."""
+    if multiple_of < 1:
+        raise ValueError(f"multiple_of must be at least 1, got {multiple_of}")
+    width = -(-max(len(s) for s in seqs) // multiple_of) * multiple_of
     input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for row, seq in enumerate(seqs):

@@ -89,6 +89,15 @@ def test_pad_batch_pads_to_the_longest_in_the_batch():
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
 
 
+def test_pad_batch_rounds_the_width_up_to_a_multiple():
+    batch = bert.pad_batch([[101, 7, 102], [101, 102]], multiple_of=4)
+    assert batch["input_ids"].tolist() == [[101, 7, 102, 0], [101, 102, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
+    assert bert.pad_batch([[1] * 8], multiple_of=4)["input_ids"].shape == (1, 8)
+    with pytest.raises(ValueError, match="multiple_of"):
+        bert.pad_batch([[1]], multiple_of=0)
+
+
 def test_length_batches_cover_every_index_once_and_cut_padding():
     rng = np.random.default_rng(0)
     lengths = rng.integers(10, 500, size=103)
