@@ -1,8 +1,8 @@
 """Profile a notebook cell by cell: wall time and peak resident memory of the kernel during each cell.
 
-Usage: ``python scripts/profile_notebook.py notebooks/02_lstm_sentiment.ipynb [--top 12]``. Runs the notebook in a
-fresh kernel (like ``make bench``) and prints the cells that take the most time and raise memory the most, so a
-missed target can be traced to data loading, tokenisation, training or evaluation.
+Usage: ``python scripts/profile_notebook.py notebooks/02_lstm_sentiment.ipynb [--top 12] [--in-order] [--output FILE]``.
+Runs the notebook in a fresh kernel (like ``make bench``) and prints the cells that take the most time and raise
+memory the most, so a missed target can be traced to data loading, tokenisation, training or evaluation.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--in-order", action="store_true", help="list every code cell in notebook order")
+    parser.add_argument("--output", type=Path, help="also write the executed notebook (with its outputs) here")
     args = parser.parse_args()
     nb = nbformat.read(args.notebook, as_version=4)
     client = NotebookClient(nb, timeout=None, kernel_name="python3",
@@ -72,6 +73,8 @@ def main() -> None:
             first = next((line for line in cell.source.splitlines() if line.strip()), "")
             rows.append((index, seconds, peak / GB, (peak - before) / GB, first[:62], after / GB))
         sampler.running = False
+    if args.output:
+        nbformat.write(nb, args.output)
     total = sum(r[1] for r in rows)
     print(f"{args.notebook.name}: {total:.0f} s in code cells, peak {max(r[2] for r in rows):.2f} GB")
     orders = {"slowest first": lambda r: -r[1], "largest memory rise first": lambda r: -r[3]}
