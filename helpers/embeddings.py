@@ -175,8 +175,9 @@ def evaluate_similarity(wv, name: str = "wordsim353.tsv") -> tuple[float, float]
 
 
 def evaluate(wv) -> dict[str, float]:
-    """All benchmark numbers for one set of vectors: WordSim353, SimLex-999 and the Google analogies."""
+    """All benchmark numbers for one set of vectors: WordSim353, SimLex-999 and the Google analogies (two protocols)."""
     analogies = evaluate_analogies(wv)
+    top30k = evaluate_analogies(wv, restrict_vocab=30_000)  # word2vec's compute-accuracy and gensim's old default
     wordsim, wordsim_skipped = evaluate_similarity(wv, "wordsim353.tsv")
     simlex, simlex_skipped = evaluate_similarity(wv, "simlex999.txt")
     return {
@@ -184,6 +185,7 @@ def evaluate(wv) -> dict[str, float]:
         "analogy_accuracy": analogies["accuracy"], "analogy_semantic": analogies["semantic"],
         "analogy_syntactic": analogies["syntactic"], "analogy_skipped": analogies["skipped"],
         "wordsim353_skipped": wordsim_skipped, "simlex999_skipped": simlex_skipped,
+        "analogy_top30k": top30k["accuracy"], "analogy_top30k_skipped": top30k["skipped"],
     }
 
 

@@ -151,6 +151,9 @@ def test_evaluate_analogies_agrees_with_gensim(tmp_path) -> None:
     assert mine["answered"] == 3 and mine["skipped"] == pytest.approx(2 / 5)
     assert mine["syntactic"] == 1.0 and mine["semantic"] == 0.0
     assert np.isnan(mine["sections"]["capital-common-countries"]) and mine["sections"]["gram8-plural"] == 1.0
+    top7 = emb.evaluate_analogies(wv, str(path), restrict_vocab=7)  # "trees" (8th) and "noise" (9th) drop out
+    assert top7["answered"] == 1 and top7["skipped"] == pytest.approx(4 / 5)
+    assert top7["accuracy"] == pytest.approx(wv.evaluate_word_analogies(str(path), restrict_vocab=7)[0])
 
 
 def test_read_analogies_lowercases_the_shipped_benchmark() -> None:
@@ -165,7 +168,8 @@ def test_evaluate_reports_every_benchmark() -> None:
 
     model = Word2Vec([emb.tokenize(t) for t in TINY_TEXTS], vector_size=8, min_count=1, epochs=1, workers=1, seed=1)
     scores = emb.evaluate(model.wv)
-    assert set(scores) >= {"wordsim353", "simlex999", "analogy_accuracy", "analogy_skipped"}
+    assert set(scores) >= {"wordsim353", "simlex999", "analogy_accuracy", "analogy_skipped", "analogy_top30k",
+                           "analogy_top30k_skipped"}
     assert scores["analogy_skipped"] == 1.0 and scores["analogy_accuracy"] == 0.0  # no benchmark word is known
     assert scores["wordsim353_skipped"] == 1.0 and np.isnan(scores["wordsim353"])  # nothing to correlate
 
