@@ -351,6 +351,7 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     train_texts, train_labels = raw["train_texts"], raw["train_labels"]
     test_texts, test_labels = raw["test_texts"], raw["test_labels"]
     val_idx = stratified_indices(train_labels, VALIDATION_SIZE, SPLIT_SEED)
+    val_order = np.random.default_rng(SPLIT_SEED).permutation(val_idx)  # shuffled: every prefix mixes both classes
     rest = np.setdiff1d(np.arange(len(train_texts)), val_idx)
     if n_train is not None:
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
@@ -360,7 +361,7 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
         unsup = [unsup[i] for i in np.sort(np.random.default_rng(seed).permutation(len(unsup))[:n_unsup])]
     return Imdb(
         train=_take(train_texts, train_labels, rest),
-        val=_take(train_texts, train_labels, val_idx),
+        val=_take(train_texts, train_labels, val_order),
         test=_take(test_texts, test_labels, np.arange(len(test_texts))),
         test_subset=_take(test_texts, test_labels, stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)),
         unsup=unsup,

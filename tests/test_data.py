@@ -244,3 +244,13 @@ def test_splits_are_disjoint_fixed_and_subsampled(isolated_data_dir: Path) -> No
     assert not set(a.val.texts) & set(a.train.texts)
     assert sorted(b.train.labels.tolist()) == [0, 1] and len(b.unsup) == 1
     assert set(a.test_subset.texts) <= set(a.test.texts) and a.test_subset.labels.sum() == 2
+
+
+def test_validation_prefixes_mix_both_classes(monkeypatch: pytest.MonkeyPatch, isolated_data_dir: Path) -> None:
+    counts = {**SMALL_COUNTS, "train/pos": 20, "train/neg": 20}
+    monkeypatch.setattr(data, "EXPECTED_COUNTS", counts)
+    monkeypatch.setattr(data, "VALIDATION_SIZE", 20)
+    _write(isolated_data_dir, make_archive(counts))
+    val = data.load_imdb().val
+    assert val.labels.sum() == 10 and 0 < val.labels[:6].sum() < 6  # not all negatives first, as sorted indices were
+    assert val.texts == data.load_imdb(seed=9).val.texts  # the order is fixed too
