@@ -30,13 +30,13 @@ IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 IMDB_SIZE = 84_125_825
 ARCHIVE_NAME = "aclImdb_v1.tar.gz"
 FOLDER_NAME = "aclImdb"
-CACHE_NAME = "imdb-cache-v1.pkl"
-CACHE_FORMAT = 1
+CACHE_NAME = "imdb-cache-v2.pkl"
+CACHE_FORMAT = 2  # 2: adds each labelled review's IMDb movie (from urls_*.txt), for the whole-movie validation split
 DATA_DIR_ENV = "DLNLP_DATA_DIR"
 # Reviews per folder in the official release; the structural check after extraction uses these.
 EXPECTED_COUNTS = {"train/pos": 12_500, "train/neg": 12_500, "test/pos": 12_500, "test/neg": 12_500,
                    "train/unsup": 50_000}
-VALIDATION_SIZE = 2_500  # taken from train, stratified, same for every notebook
+VALIDATION_SIZE = 2_500  # about this many, taken from train as whole movies, stratified, same for every notebook
 TEST_SUBSET_SIZE = 2_000  # the series comparison subset of test, stratified, same for every notebook
 SPLIT_SEED = 20110619  # fixed: the validation split and the test subset never depend on a notebook's seed
 
@@ -53,10 +53,11 @@ class DatasetError(RuntimeError):
 
 @dataclass(frozen=True)
 class Split:
-    """Review texts and their 0/1 labels (1 = positive)."""
+    """Review texts, their 0/1 labels (1 = positive) and, for labelled reviews, the IMDb movie of each review."""
 
     texts: list[str]
     labels: np.ndarray
+    movies: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -261,13 +262,34 @@ def _read_folder(folder: Path) -> list[str]:
     return [clean_text(p.read_text(encoding="utf-8", errors="replace")) for p in files]
 
 
+def _read_movies(folder: Path, n: int) -> np.ndarray:
+    """IMDb movie number of reviews 0..n-1 of ``folder`` (``train/pos`` etc.), from the dataset's ``urls_pos.txt``."""
+    urls = folder.parent / f"urls_{folder.name}.txt"
+    try:
+        lines = urls.read_text(encoding="utf-8").split()
+        movies = np.array([int(re.search(r"/title/tt(\d+)", line).group(1)) for line in lines[:n]], dtype=np.int64)
+    except (OSError, AttributeError) as err:
+        raise DatasetError(
+            f"{urls} is missing or unreadable ({err}); it names each review's movie, which the validation split "
+            f"needs. Delete {folder.parents[1]} and let the tutorial extract it again from the official "
+            f"{ARCHIVE_NAME} ({IMDB_URL})."
+        ) from err
+    if len(movies) != n:
+        raise DatasetError(f"{urls} names {len(movies):,} reviews' movies, expected {n:,}. Delete {folder.parents[1]} "
+                           f"and extract it again from the official {ARCHIVE_NAME} ({IMDB_URL}).")
+    return movies
+
+
 def parse(root: Path) -> dict[str, object]:
-    """Read an ``aclImdb/`` folder into cleaned texts and labels (order: negatives, then positives)."""
+    """Read an ``aclImdb/`` folder into cleaned texts, labels and movies (order: negatives, then positives)."""
     out: dict[str, object] = {"format": CACHE_FORMAT}
     for split in ("train", "test"):
         neg, pos = _read_folder(root / split / "neg"), _read_folder(root / split / "pos")
         out[f"{split}_texts"] = neg + pos
         out[f"{split}_labels"] = np.array([0] * len(neg) + [1] * len(pos), dtype=np.int8)
+        # review files are named <id>_<rating>.txt with ids 0..n-1, and line id of urls_*.txt is that review's page
+        out[f"{split}_movies"] = np.concatenate([_read_movies(root / split / "neg", len(neg)),
+                                                 _read_movies(root / split / "pos", len(pos))])
     out["unsup_texts"] = _read_folder(root / "train" / "unsup")
     return out
 
@@ -340,19 +362,34 @@ def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picked))
 
 
-def _take(texts: list[str], labels: np.ndarray, idx: np.ndarray) -> Split:
-    return Split([texts[i] for i in idx], labels[idx].astype(np.int64))
+def whole_movie_indices(labels: np.ndarray, movies: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """About ``n`` indices made of whole movies (every review of a picked movie), with the label proportions kept."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels, movies = np.asarray(labels), np.asarray(movies)
+    if not 0 < n < len(labels):
+        raise ValueError(f"Cannot hold out {n} items of {len(labels)}; choose 1 <= n < {len(labels)}.")
+    folds = StratifiedGroupKFold(n_splits=max(2, round(len(labels) / n)), shuffle=True, random_state=seed)
+    _, held_out = next(folds.split(np.zeros(len(labels)), labels, groups=movies))
+    return held_out
+
+
+def _take(raw: dict[str, object], split: str, idx: np.ndarray) -> Split:
+    texts, labels, movies = raw[f"{split}_texts"], raw[f"{split}_labels"], raw[f"{split}_movies"]
+    return Split([texts[i] for i in idx], labels[idx].astype(np.int64), movies[idx])
 
 
 def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int = 0,
               verbose: bool = True) -> Imdb:
-    """IMDB splits: fixed val and test_subset; train shuffled and optionally subsampled (stratified, seeded)."""
+    """IMDB splits: fixed val (whole movies) and test_subset; train shuffled and optionally subsampled (seeded)."""
     raw = load_raw(verbose=verbose)
-    train_texts, train_labels = raw["train_texts"], raw["train_labels"]
-    test_texts, test_labels = raw["test_texts"], raw["test_labels"]
-    val_idx = stratified_indices(train_labels, VALIDATION_SIZE, SPLIT_SEED)
+    train_labels, test_labels = raw["train_labels"], raw["test_labels"]
+    # Validation holds out every review of about a tenth of the training movies. IMDB has up to 30 reviews per
+    # movie, and the official test set shares almost no movie with the training half; a random validation split
+    # would share most of its movies with train and reward a model for memorising titles and names.
+    val_idx = whole_movie_indices(train_labels, raw["train_movies"], VALIDATION_SIZE, SPLIT_SEED)
     val_order = np.random.default_rng(SPLIT_SEED).permutation(val_idx)  # shuffled: every prefix mixes both classes
-    rest = np.setdiff1d(np.arange(len(train_texts)), val_idx)
+    rest = np.setdiff1d(np.arange(len(train_labels)), val_idx)
     if n_train is not None:
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
     rest = np.random.default_rng(seed).permutation(rest)  # shuffled, so no slice is all one class
@@ -360,10 +397,10 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     if n_unsup is not None:
         unsup = [unsup[i] for i in np.sort(np.random.default_rng(seed).permutation(len(unsup))[:n_unsup])]
     return Imdb(
-        train=_take(train_texts, train_labels, rest),
-        val=_take(train_texts, train_labels, val_order),
-        test=_take(test_texts, test_labels, np.arange(len(test_texts))),
-        test_subset=_take(test_texts, test_labels, stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)),
+        train=_take(raw, "train", rest),
+        val=_take(raw, "train", val_order),
+        test=_take(raw, "test", np.arange(len(test_labels))),
+        test_subset=_take(raw, "test", stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)),
         unsup=unsup,
     )
 

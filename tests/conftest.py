@@ -39,8 +39,14 @@ def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
     tar.addfile(info, io.BytesIO(payload))
 
 
-def make_archive(counts: dict[str, int] | None = None, extra: list[tarfile.TarInfo] | None = None) -> bytes:
-    """A gzipped tar with the aclImdb layout and ``counts`` reviews per folder, plus optional raw members."""
+def movie_of(sub: str, i: int, reviews_per_movie: int = 1) -> int:
+    """The IMDb movie number that ``make_archive`` gives review ``i`` of folder ``sub`` (e.g. ``train/pos``)."""
+    return 1_000 * (1 + list(SMALL_COUNTS).index(sub)) + i // reviews_per_movie
+
+
+def make_archive(counts: dict[str, int] | None = None, extra: list[tarfile.TarInfo] | None = None,
+                 reviews_per_movie: int = 1, urls: bool = True) -> bytes:
+    """A gzipped tar with the aclImdb layout, ``counts`` reviews per folder and their urls files, plus raw members."""
     counts = SMALL_COUNTS if counts is None else counts
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
@@ -50,6 +56,11 @@ def make_archive(counts: dict[str, int] | None = None, extra: list[tarfile.TarIn
             for i in range(n):
                 text = f"{sub} review {i}<br /><br />It was &quot;fine&quot;."
                 _add(tar, f"aclImdb/{sub}/{i}_{rating}.txt", text.encode())
+            if urls:  # line i: the IMDb page of the movie that review i is about, as in the official release
+                split, label = sub.split("/")
+                pages = "".join(f"http://www.imdb.com/title/tt{movie_of(sub, i, reviews_per_movie):07d}/usercomments\n"
+                                for i in range(n))
+                _add(tar, f"aclImdb/{split}/urls_{label}.txt", pages.encode())
         for member in extra or []:
             tar.addfile(member, io.BytesIO(b"x" * member.size) if member.isfile() else None)
     return buf.getvalue()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_COUNTS, Server, make_archive, sha256
+from conftest import SMALL_COUNTS, Server, make_archive, movie_of, sha256
 
 import helpers.data as data
 from helpers.data import DatasetError
@@ -254,3 +254,40 @@ def test_validation_prefixes_mix_both_classes(monkeypatch: pytest.MonkeyPatch, i
     val = data.load_imdb().val
     assert val.labels.sum() == 10 and 0 < val.labels[:6].sum() < 6  # not all negatives first, as sorted indices were
     assert val.texts == data.load_imdb(seed=9).val.texts  # the order is fixed too
+
+
+def test_validation_holds_out_whole_movies(monkeypatch: pytest.MonkeyPatch, isolated_data_dir: Path) -> None:
+    counts = {**SMALL_COUNTS, "train/pos": 30, "train/neg": 30}
+    monkeypatch.setattr(data, "EXPECTED_COUNTS", counts)
+    monkeypatch.setattr(data, "VALIDATION_SIZE", 12)
+    _write(isolated_data_dir, make_archive(counts, reviews_per_movie=3))
+    imdb = data.load_imdb()
+    assert set(imdb.val.movies).isdisjoint(imdb.train.movies)  # no movie on both sides
+    for movie in set(imdb.val.movies):  # every review of a held-out movie is held out
+        assert np.sum(imdb.val.movies == movie) == 3
+    assert len(imdb.val) == 12 and imdb.val.labels.sum() == 6  # about VALIDATION_SIZE, both classes in proportion
+    assert imdb.test.movies[0] == movie_of("test/neg", 0) and imdb.test.movies[-1] == movie_of("test/pos", 3, 3)
+    assert np.array_equal(imdb.val.movies, data.load_imdb(n_train=10, seed=3).val.movies)  # fixed, whatever the seed
+
+
+def test_whole_movie_indices_rejects_impossible_sizes() -> None:
+    with pytest.raises(ValueError, match="Cannot hold out 10"):
+        data.whole_movie_indices(np.array([0, 1] * 5), np.arange(10), 10, seed=0)
+
+
+def test_missing_urls_file_says_what_to_do(isolated_data_dir: Path) -> None:
+    _write(isolated_data_dir, make_archive(urls=False))
+    with pytest.raises(DatasetError, match=r"urls_neg\.txt is missing.*extract it again"):
+        data.load_imdb()
+
+
+def test_cache_of_an_older_format_is_rebuilt(isolated_data_dir: Path) -> None:
+    _write(isolated_data_dir, make_archive())
+    data.load_imdb()
+    cache = isolated_data_dir / data.CACHE_NAME
+    old = data._read_cache(cache)
+    old["format"] = data.CACHE_FORMAT - 1
+    del old["train_movies"]  # what a format-1 cache lacked
+    data._write_atomic_pickle(old, cache)
+    assert len(data.load_imdb().val.movies) == 2
+    assert data._read_cache(cache)["format"] == data.CACHE_FORMAT
