@@ -26,7 +26,7 @@ def keep_last(seqs: Sequence[Sequence[int]], max_len: int) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int32)[-max_len:] for s in seqs]
 
 
-def bucket_batches(seqs: Sequence[np.ndarray], labels: np.ndarray, batch_size: int, step: int = 32) -> list[Batch]:
+def bucket_batches(seqs: Sequence[np.ndarray], labels: np.ndarray, batch_size: int, step: int = 8) -> list[Batch]:
     """Batches of similar-length sequences, left-padded with 0 to the batch's longest, rounded up to ``step``."""
     labels = np.asarray(labels)
     if len(seqs) != len(labels):
