@@ -83,3 +83,60 @@ def test_exercise_check_reports_each_state(capsys: pytest.CaptureFixture[str]) -
 
 def test_package_exports() -> None:
     assert callable(helpers.load_imdb) and callable(helpers.record_result) and callable(helpers.environment_report)
+
+
+# --- bfloat16: one decision per framework -------------------------------------------------------------------
+
+ZEN4_FLAGS = {"avx2", "avx512f", "avx512_bf16"}  # AMD EPYC (Zen 4): AVX-512 BF16, no AMX
+SAPPHIRE_RAPIDS_FLAGS = {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"}
+PLAIN_FLAGS = {"avx2", "fma"}
+
+
+def test_cpu_flags_reads_the_flags_line() -> None:
+    cpuinfo = "processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\n"
+    assert runtime.cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert runtime.cpu_flags("no flags here") == set()
+
+
+@pytest.mark.parametrize(("flags", "torch_bf16", "tf_bf16"), [
+    (SAPPHIRE_RAPIDS_FLAGS, True, True),  # AMX: both frameworks
+    (ZEN4_FLAGS, True, False),  # AVX-512 BF16 alone: PyTorch yes, TensorFlow no (slower there)
+    (PLAIN_FLAGS, False, False),  # emulated: neither
+])
+def test_bfloat16_choice_follows_the_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], torch_bf16: bool,
+                                         tf_bf16: bool) -> None:
+    monkeypatch.delenv(runtime.PRECISION_ENV, raising=False)
+    for framework, expected in (("torch", torch_bf16), ("tensorflow", tf_bf16)):
+        use, why = runtime.bfloat16_choice(framework, flags=flags, gpu_bf16=False)
+        assert use is expected and why.startswith("the CPU has"), why
+
+
+def test_bfloat16_choice_uses_a_capable_gpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(runtime.PRECISION_ENV, raising=False)
+    assert runtime.bfloat16_choice("tensorflow", flags=PLAIN_FLAGS, gpu_bf16=True) == (
+        True, "the GPU computes in bfloat16 natively")
+    monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
+    assert runtime.bfloat16_choice("torch", flags=SAPPHIRE_RAPIDS_FLAGS, gpu_bf16=True)[0] is False
+    monkeypatch.setenv(runtime.PRECISION_ENV, " BFloat16 ")
+    use, why = runtime.bfloat16_choice("tensorflow", flags=PLAIN_FLAGS, gpu_bf16=False)
+    assert use is True and runtime.PRECISION_ENV in why
+    monkeypatch.setenv(runtime.PRECISION_ENV, "fp8")
+    with pytest.raises(ValueError, match="auto, float32 or bfloat16"):
+        runtime.bfloat16_choice("torch")
+    with pytest.raises(ValueError, match="'torch' or 'tensorflow'"):
+        runtime.bfloat16_choice("jax")
+
+
+def test_keras_precision_sets_the_global_policy(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import keras
+
+    try:
+        monkeypatch.setenv(runtime.PRECISION_ENV, "bfloat16")
+        assert runtime.keras_precision() == "mixed_bfloat16"
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert "Keras dtype policy: mixed_bfloat16" in capsys.readouterr().out
+        monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
+        assert runtime.keras_precision(verbose=False) == "float32"
+        assert keras.mixed_precision.global_policy().name == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
