@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_imdb, work_dir
+from .data import load_imdb, pack_texts, unpack_texts, work_dir, write_npz
 from .runtime import preset
 
 # Same rule as keras.layers.TextVectorization's default standardize (lower case, ASCII punctuation removed),
 # so that notebook 02's vocabulary finds these vectors.
 _PUNCTUATION = re.compile(r"[!\"#$%&()*+,\-./:;<=>?@\[\\\]^_`{|}~']")
+
+VECTORS_KIND = "dlnlp-vectors"
+VECTORS_FORMAT = 1  # an .npz of float32 vectors, the words as UTF-8 bytes + offsets, and word counts if known
 
 # Word2Vec skip-gram settings per preset; notebook 01 trains with these and notebook 02 reuses the result.
 WORD2VEC_SETTINGS = {
@@ -50,8 +53,8 @@ def embedding_texts(n_docs: int | None, seed: int = 0) -> list[str]:
 
 
 def vectors_path(name: str, size: str | None = None) -> Path:
-    """Where vectors called ``name`` for a preset live: ``<data>/vectors/<name>-<preset>.kv``."""
-    return work_dir() / "vectors" / f"{name}-{size or preset()}.kv"
+    """Where vectors called ``name`` for a preset live: ``<work>/vectors/<name>-<preset>.npz`` (the learner's own)."""
+    return work_dir() / "vectors" / f"{name}-{size or preset()}.npz"
 
 
 def train_word2vec(size: str | None = None, seed: int = 42, workers: int = 2):
@@ -64,13 +67,54 @@ def train_word2vec(size: str | None = None, seed: int = 42, workers: int = 2):
     return model.wv
 
 
-def load_or_train_vectors(name: str = "word2vec_sg", size: str | None = None, verbose: bool = True):
-    """Reload saved KeyedVectors, or (for ``word2vec_sg``) retrain and save them when they are missing."""
+def save_vectors(wv, name: str, size: str | None = None) -> Path:
+    """Save KeyedVectors (words in order, float32 vectors, counts if known) as a pickle-free ``.npz``, atomically."""
+    path = vectors_path(name, size)
+    text, offsets = pack_texts([str(key) for key in wv.index_to_key])
+    arrays = {"kind": np.array(VECTORS_KIND), "format": np.array(VECTORS_FORMAT, dtype=np.int64),
+              "vectors": np.ascontiguousarray(wv.vectors, dtype=np.float32), "words": text, "word_offsets": offsets}
+    if "count" in getattr(wv, "expandos", {}):
+        arrays["counts"] = np.asarray(wv.expandos["count"], dtype=np.int64)
+    write_npz(path, arrays, f"the vectors {path.name}")
+    return path
+
+
+def load_vectors(path: Path):
+    """Read vectors that ``save_vectors`` wrote, as gensim KeyedVectors; ``ValueError`` when the file is not such a file."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:  # arrays only: loading cannot run code
+            if str(npz["kind"]) != VECTORS_KIND or int(npz["format"]) != VECTORS_FORMAT:
+                raise ValueError(f"format {int(npz['format'])} of {str(npz['kind'])!r}, expected {VECTORS_FORMAT}")
+            words = unpack_texts(npz["words"], npz["word_offsets"])
+            vectors = npz["vectors"]
+            counts = npz["counts"] if "counts" in npz.files else None
+    except Exception as err:  # noqa: BLE001 - whatever is wrong, the file is not trusted
+        raise ValueError(f"{path} is not a vectors file this version can read ({type(err).__name__}: {err})") from err
+    if vectors.ndim != 2 or vectors.dtype != np.float32 or len(vectors) != len(words) or len(set(words)) != len(words):
+        raise ValueError(f"{path} is damaged: {len(words):,} words for vectors of shape {vectors.shape}")
     from gensim.models import KeyedVectors
 
+    wv = KeyedVectors(vector_size=vectors.shape[1])  # filled directly: add_vectors takes seconds for 100,000 words
+    wv.index_to_key, wv.key_to_index, wv.vectors = words, {word: i for i, word in enumerate(words)}, vectors
+    if counts is not None and counts.shape == (len(words),):
+        wv.allocate_vecattrs(["count"], [np.int64])
+        wv.expandos["count"][:] = counts
+    return wv
+
+
+def load_or_train_vectors(name: str = "word2vec_sg", size: str | None = None, verbose: bool = True):
+    """Reload saved vectors, or (for ``word2vec_sg``) retrain and save them when they are missing or unreadable."""
     path = vectors_path(name, size)
     if path.exists():
-        return KeyedVectors.load(str(path))
+        try:
+            return load_vectors(path)
+        except ValueError as err:
+            if name != "word2vec_sg":
+                raise FileNotFoundError(f"{err}. Delete it and run notebook 01_word_embeddings again to recreate it.") from err
+            print(f"{err}; it will be replaced.")
+    elif path.with_suffix(".kv").exists():
+        print(f"Ignoring {path.with_suffix('.kv')}: gensim's .kv files are pickles, which can run code, so they are "
+              f"never loaded. Delete it; vectors are now saved as {path.name}.")
     if name != "word2vec_sg":
         raise FileNotFoundError(f"No saved vectors at {path}. Run notebook 01_word_embeddings to create them.")
     if verbose:
@@ -81,18 +125,6 @@ def load_or_train_vectors(name: str = "word2vec_sg", size: str | None = None, ve
     if verbose:
         print(f"Trained {len(wv):,} word vectors in {time.perf_counter() - start:.0f} s and saved them to {path}.")
     return wv
-
-
-def save_vectors(wv, name: str, size: str | None = None) -> Path:
-    """Save KeyedVectors under ``name`` for the preset, writing to a temporary name first."""
-    path = vectors_path(name, size)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    wv.save(str(tmp))
-    for extra in tmp.parent.glob(tmp.name + ".*"):  # large arrays that gensim stores beside the file
-        extra.replace(path.with_name(path.name + extra.name[len(tmp.name):]))
-    tmp.replace(path)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A small results store: one JSON file in the data directory that every notebook appends rows to."""
+"""A small results store: one JSON file in the learner's own work directory that every notebook appends rows to."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+
 from .data import publish, work_dir
 from .runtime import preset
 
@@ -16,7 +18,7 @@ RESULTS_NAME = "results.json"
 
 
 def results_path() -> Path:
-    """The results file: ``results.json`` in the writable data directory."""
+    """The results file: ``results.json`` in the learner's own work directory (never the shared data directory)."""
     return work_dir() / RESULTS_NAME
 
 
@@ -36,7 +38,7 @@ def record_result(notebook: str, method: str, *, subset_accuracy: float | None =
                   test_accuracy: float | None = None, train_seconds: float | None = None,
                   n_params: int | None = None, ms_per_review: float | None = None,
                   path: Path | None = None, **extra: Any) -> dict[str, Any]:
-    """Insert or replace the row for (notebook, method, preset) and return it; writes atomically."""
+    """Insert or replace the row for (notebook, method, preset) and return it; atomic, under ``results.json.lock``."""
     path = path or results_path()
     row: dict[str, Any] = {
         "notebook": notebook, "method": method, "preset": preset(),
@@ -45,14 +47,16 @@ def record_result(notebook: str, method: str, *, subset_accuracy: float | None =
         **extra, "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     key = (notebook, method, row["preset"])
-    rows = [r for r in load_results(path) if (r.get("notebook"), r.get("method"), r.get("preset")) != key]
-    rows.append(row)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1, default=float)
-        publish(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path.with_name(path.name + ".lock")):  # read-modify-write: two notebooks at once lose no row
+        rows = [r for r in load_results(path) if (r.get("notebook"), r.get("method"), r.get("preset")) != key]
+        rows.append(row)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(rows, fh, indent=1, default=float)
+            publish(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return row

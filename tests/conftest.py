@@ -1,10 +1,11 @@
-"""Shared fixtures: a private data directory, tiny IMDB-shaped archives, and a loopback HTTP server."""
+"""Shared fixtures: private data and work directories, tiny IMDB-shaped archives, and a loopback HTTP server."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import io
+import re
 import socket
 import tarfile
 import threading
@@ -22,15 +23,30 @@ SMALL_COUNTS = {"train/pos": 3, "train/neg": 3, "test/pos": 4, "test/neg": 4, "t
 
 @pytest.fixture(autouse=True)
 def isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty data directory and the small expected counts."""
+    """Every test gets its own empty data directory (and work directory), and the small expected counts."""
     folder = tmp_path / "data"
     folder.mkdir()
     monkeypatch.setenv(data.DATA_DIR_ENV, str(folder))
+    monkeypatch.setenv(data.WORK_DIR_ENV, str(tmp_path / "work"))
     monkeypatch.setattr(data, "EXPECTED_COUNTS", dict(SMALL_COUNTS))
     monkeypatch.setattr(data, "VALIDATION_SIZE", 2)
     monkeypatch.setattr(data, "TEST_SUBSET_SIZE", 4)
     monkeypatch.setattr(data, "_REPO_ROOT", tmp_path / "repo")  # keep the real repo's data/ out of reach
     return folder
+
+
+@pytest.fixture
+def isolated_work_dir(isolated_data_dir: Path) -> Path:
+    """The test's own work directory (where outputs go), separate from its data directory."""
+    return isolated_data_dir.parent / "work"
+
+
+@pytest.fixture(autouse=True)
+def retry_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Download retries do not wait; the list records each wait the download asked for, in seconds."""
+    waits: list[float] = []
+    monkeypatch.setattr(data, "_sleep", waits.append)
+    return waits
 
 
 def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
@@ -68,11 +84,19 @@ def make_archive(counts: dict[str, int] | None = None, extra: list[tarfile.TarIn
 
 @dataclass
 class Server:
-    """A loopback HTTP server whose routes map a path to (status, body, options)."""
+    """A loopback HTTP server whose routes map a path to (status, body, options).
+
+    Options: ``length`` (announced Content-Length, to fake a short body), ``delay`` (seconds before answering,
+    for the first ``delay_hits`` requests), ``ranges`` (honour ``Range: bytes=N-`` with 206 and Content-Range),
+    ``fail`` (a list of (status, headers) answered to the first requests), ``drop`` (a list: on the n-th request
+    that gets the body, send only that many bytes of it and close the connection; None sends it all), ``hangup``
+    (close the connection without an answer on the first that many requests).
+    """
 
     base: str
     routes: dict[str, tuple[int, bytes, dict]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
+    ranges: list[str | None] = field(default_factory=list)  # the Range header of every request, in order
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -80,28 +104,57 @@ class Server:
 
 @pytest.fixture
 def http_server() -> Iterator[Server]:
-    """Serve routes on 127.0.0.1 from a thread; supports truncated bodies and slow answers."""
+    """Serve routes on 127.0.0.1 from a thread; supports short bodies, slow answers, Range, failures and drops."""
     server_state = Server(base="")
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
-            server_state.hits[self.path] = server_state.hits.get(self.path, 0) + 1
-            status, body, opts = server_state.routes.get(self.path, (404, b"not found", {}))
-            if opts.get("delay"):
-                time.sleep(opts["delay"])
+        def _answer(self, status: int, headers: dict[str, str], body: bytes, send: int | None = None) -> None:
             self.send_response(status)
-            self.send_header("Content-Length", str(opts.get("length", len(body))))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Connection", "close")
             self.end_headers()
             try:
-                self.wfile.write(body)
+                self.wfile.write(body if send is None else body[:send])
                 self.wfile.flush()
             except OSError:
                 pass
-            if opts.get("length", len(body)) != len(body):
+            self.close_connection = True
+
+        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            hit = server_state.hits[self.path] = server_state.hits.get(self.path, 0) + 1
+            server_state.ranges.append(self.headers.get("Range"))
+            status, body, opts = server_state.routes.get(self.path, (404, b"not found", {}))
+            if opts.get("delay") and hit <= opts.get("delay_hits", 1_000_000):
+                time.sleep(opts["delay"])
+            if hit <= opts.get("hangup", 0):  # close the connection without a word: the client sees a reset
                 self.close_connection = True
+                return
+            fails = opts.get("fail", [])
+            if 0 < hit - opts.get("hangup", 0) <= len(fails):
+                code, headers = fails[hit - opts.get("hangup", 0) - 1]
+                self._answer(code, {**headers, "Content-Length": "4"}, b"oops")
+                return
+            headers: dict[str, str] = {}
+            match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+            start = 0
+            if status == 200 and opts.get("ranges") and match:
+                start = int(match.group(1))
+                if start >= len(body):
+                    self._answer(416, {"Content-Range": f"bytes */{len(body)}", "Content-Length": "0"}, b"")
+                    return
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{len(body) - 1}/{len(body)}"
+            payload = body[start:]
+            headers["Content-Length"] = str(opts.get("length", len(payload)))
+            drops = opts.get("drop", [])
+            served = hit - len(fails) - opts.get("hangup", 0)
+            self._answer(status, headers, payload, drops[served - 1] if served <= len(drops) else None)
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True

@@ -55,11 +55,12 @@ def test_embedding_texts_uses_train_val_unsup_never_test(monkeypatch: pytest.Mon
     assert not any("TEST" in t for t in emb.embedding_texts(None))
 
 
-def test_vectors_path_uses_the_data_dir_and_preset(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DLNLP_DATA_DIR", str(tmp_path))
+def test_vectors_path_uses_the_work_dir_and_preset(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    monkeypatch.setenv("DLNLP_DATA_DIR", str(tmp_path / "shared"))  # never the (maybe shared) data directory
     monkeypatch.setenv("DLNLP_PRESET", "full")
-    assert emb.vectors_path("glove") == tmp_path / "vectors" / "glove-full.kv"
-    assert emb.vectors_path("glove", "small") == tmp_path / "vectors" / "glove-small.kv"
+    assert emb.vectors_path("glove") == tmp_path / "vectors" / "glove-full.npz"
+    assert emb.vectors_path("glove", "small") == tmp_path / "vectors" / "glove-small.npz"
 
 
 def test_word2vec_settings_cover_both_presets() -> None:
@@ -75,7 +76,7 @@ def _tiny_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_train_save_reload_and_retrain_when_missing(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setenv("DLNLP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
     _tiny_settings(monkeypatch)
     path = emb.vectors_path("word2vec_sg", "small")
     assert not path.exists()
@@ -89,18 +90,96 @@ def test_train_save_reload_and_retrain_when_missing(tmp_path, monkeypatch: pytes
 
 
 def test_load_other_missing_vectors_says_which_notebook(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DLNLP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="01_word_embeddings"):
         emb.load_or_train_vectors("glove", "small")
 
 
 def test_keyed_vectors_and_save_vectors_roundtrip(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DLNLP_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
     vectors = np.arange(12, dtype=np.float32).reshape(3, 4)
     wv = emb.keyed_vectors(["a", "b", "c"], vectors)
     assert wv.index_to_key == ["a", "b", "c"] and np.allclose(wv["b"], vectors[1])
     emb.save_vectors(wv, "custom", "small")
     assert np.allclose(emb.load_or_train_vectors("custom", "small")["c"], vectors[2])
+
+
+def _trained(seed: int = 1):
+    from gensim.models import Word2Vec
+
+    return Word2Vec([emb.tokenize(t) for t in TINY_TEXTS] + [["café", "日本", "x"]], vector_size=8, min_count=1,
+                    epochs=1, workers=1, seed=seed)
+
+
+def test_save_and_load_keep_order_vectors_and_counts_exactly(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    wv = _trained().wv
+    path = emb.save_vectors(wv, "word2vec_sg", "small")
+    assert path == emb.vectors_path("word2vec_sg", "small") and path.suffix == ".npz"
+    with np.load(path, allow_pickle=False) as npz:  # plain arrays: loading runs no code
+        assert all(npz[name].dtype != object for name in npz.files)
+    again = emb.load_or_train_vectors("word2vec_sg", "small")
+    assert again.index_to_key == wv.index_to_key and again.key_to_index == wv.key_to_index
+    assert again.vectors.dtype == np.float32 and np.array_equal(again.vectors, wv.vectors)
+    assert [again.get_vecattr(w, "count") for w in wv.index_to_key] == [wv.get_vecattr(w, "count") for w in wv.index_to_key]
+    assert again.most_similar("great", topn=3) == wv.most_similar("great", topn=3)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # no temporary files left behind
+
+
+def test_fasttext_vectors_are_saved_as_their_word_vectors(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gensim.models import FastText
+
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    model = FastText([emb.tokenize(t) for t in TINY_TEXTS], vector_size=8, min_count=1, epochs=1, workers=1, seed=1)
+    emb.save_vectors(model.wv, "fasttext", "small")
+    again = emb.load_or_train_vectors("fasttext", "small")
+    assert again.index_to_key == model.wv.index_to_key and np.array_equal(again.vectors, model.wv.vectors)
+
+
+def test_old_pickled_kv_files_are_never_loaded(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    old = emb.vectors_path("glove", "small").with_suffix(".kv")
+    old.parent.mkdir(parents=True)
+    old.write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(FileNotFoundError, match="01_word_embeddings"):
+        emb.load_or_train_vectors("glove", "small")
+    assert "never loaded" in capsys.readouterr().out and not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("content", [b"garbage", "pickle"])
+def test_damaged_vectors_file_is_rejected_or_retrained(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                                      content) -> None:
+    import pickle
+
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    for name in ("glove", "word2vec_sg"):
+        path = emb.vectors_path(name, "small")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps({"a": 1}) if content == "pickle" else content)
+    with pytest.raises(FileNotFoundError, match="not a vectors file.*Delete it and run notebook 01"):
+        emb.load_or_train_vectors("glove", "small")
+    _tiny_settings(monkeypatch)
+    wv = emb.load_or_train_vectors("word2vec_sg", "small", verbose=False)  # retrained and saved over the bad file
+    assert "will be replaced" in capsys.readouterr().out
+    assert emb.load_vectors(emb.vectors_path("word2vec_sg", "small")).index_to_key == wv.index_to_key
+
+
+def test_vectors_with_mismatched_arrays_are_damaged(tmp_path) -> None:
+    from helpers.data import pack_texts, write_npz
+
+    words, offsets = pack_texts(["a", "b"])
+    path = tmp_path / "v.npz"
+    write_npz(path, {"kind": np.array(emb.VECTORS_KIND), "format": np.array(emb.VECTORS_FORMAT),
+                     "vectors": np.zeros((3, 4), np.float32), "words": words, "word_offsets": offsets})
+    with pytest.raises(ValueError, match="damaged: 2 words for vectors of shape"):
+        emb.load_vectors(path)
 
 
 def test_token_ids_marks_unknown_words() -> None:

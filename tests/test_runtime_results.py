@@ -1,17 +1,14 @@
-"""Presets, seeding, the environment report, the results store and exercise checks."""
+"""Presets, seeding, the environment report, the bfloat16 decision and exercise checks (results: test_results.py)."""
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import helpers
 from helpers import exercises, runtime
-from helpers.results import load_results, record_result, results_path
 
 
 def test_preset_default_override_and_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,28 +39,6 @@ def test_environment_report_names_machine_preset_and_packages(monkeypatch: pytes
     report = runtime.environment_report(packages=("numpy", "surely_not_a_package"))
     assert "CPU cores" in report and "preset: small" in report
     assert f"numpy {np.__version__}" in report and "surely_not_a_package not installed" in report
-
-
-def test_results_store_upserts_per_notebook_method_and_preset(isolated_data_dir: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    assert load_results() == []
-    record_result("02", "LSTM", subset_accuracy=0.8, n_params=10)
-    record_result("02", "LSTM", subset_accuracy=0.85, n_params=10, epochs=3)
-    record_result("02", "GRU", subset_accuracy=np.float32(0.86))
-    monkeypatch.setenv(runtime.PRESET_ENV, "full")
-    record_result("02", "LSTM", subset_accuracy=0.9)
-    rows = load_results()
-    assert results_path() == isolated_data_dir / "results.json"
-    assert [(r["method"], r["preset"], r["subset_accuracy"]) for r in rows] == [
-        ("LSTM", "small", 0.85), ("GRU", "small", pytest.approx(0.86)), ("LSTM", "full", 0.9)]
-    assert rows[0]["epochs"] == 3 and json.loads(results_path().read_text())  # plain JSON on disk
-    assert not list(isolated_data_dir.glob("*.tmp"))
-
-
-def test_results_store_rejects_corrupt_file(isolated_data_dir: Path) -> None:
-    results_path().write_text("{broken")
-    with pytest.raises(ValueError, match="delete it"):
-        load_results()
 
 
 def test_exercise_check_reports_each_state(capsys: pytest.CaptureFixture[str]) -> None:
