@@ -110,6 +110,18 @@ def keras_precision(verbose: bool = True) -> str:
     return policy
 
 
+def peak_memory_gb() -> float:
+    """The peak resident memory of this process so far, in GB (Linux, macOS and Windows)."""
+    try:
+        import resource
+    except ImportError:  # Windows: psutil reads the peak working set
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 1024**3
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024**3 if sys.platform == "darwin" else peak / 1024**2  # macOS reports bytes, Linux KiB
+
+
 def _version(name: str) -> str:
     try:  # read the installed metadata: importing torch or TensorFlow just for a version costs hundreds of MB
         return importlib.metadata.version(name)

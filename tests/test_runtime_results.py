@@ -115,3 +115,10 @@ def test_keras_precision_sets_the_global_policy(monkeypatch: pytest.MonkeyPatch,
         assert keras.mixed_precision.global_policy().name == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_peak_memory_is_a_plausible_number_of_gigabytes() -> None:
+    import psutil
+
+    peak = runtime.peak_memory_gb()
+    assert psutil.Process().memory_info().rss / 1024**3 * 0.9 <= peak < 64
