@@ -99,7 +99,7 @@ def _gpu_bf16(framework: str) -> bool:
 
 
 def keras_precision(verbose: bool = True) -> str:
-    """Set Keras's global dtype policy to ``mixed_bfloat16`` or ``float32`` as ``bfloat16_choice`` decides; return it."""
+    """Set Keras's global dtype policy as ``bfloat16_choice`` decides and return it (set it again after ``clear_session``)."""
     import keras
 
     use, why = bfloat16_choice("tensorflow")
