@@ -28,4 +28,39 @@ def test_missing_rows_read_as_none() -> None:
 
 def test_machine_description_has_the_essentials() -> None:
     info = bench.machine()
-    assert info["cpu_count"] >= 1 and info["memory_gb"] > 0 and "packages:" in info["environment"]
+    assert info["cpu_count"] >= 1 and info["memory_gb"] > 0 and info["python"] and "torch" in info["packages"]
+
+
+def _report(preset: str, cpu: str, gpu: str, notebooks: dict[str, float]) -> dict:
+    machine = {"cpu": cpu, "cpu_count": 2, "memory_gb": 23.5, "gpu": gpu, "platform": "Linux", "python": "3.11.7",
+               "packages": {"torch": "2.13.0"}}
+    entries = [{"notebook": name, "date": "2030-01-02T03:04:05", "precision": "float32", "seconds": seconds,
+                "peak_gb": 1.2, "returncode": 0, "checks": [{"what": "wall time (s)", "value": seconds,
+                                                             "target": "<= 240", "met": seconds <= 240}],
+                "rows": [{"method": "GRU", "subset_accuracy": 0.88, "test_accuracy": None, "train_seconds": 50.0,
+                          "n_params": 1000, "ms_per_review": 0.5}]}
+               for name, seconds in notebooks.items()]
+    return {"preset": preset, "machine": machine, "notebooks": entries}
+
+
+def test_merge_replaces_its_own_section_and_keeps_the_others() -> None:
+    store = bench.merge({}, _report("small", "CPU A", "none", {"01_word_embeddings": 100, "02_lstm_sentiment": 200}))
+    store = bench.merge(store, _report("full", "CPU B", "H200", {"03_bert_classification": 900}))
+    store = bench.merge(store, _report("small", "CPU A", "none", {"02_lstm_sentiment": 250}))
+    small = store["sections"][bench.section_key("small", _report("small", "CPU A", "none", {})["machine"])]
+    assert {n: e["seconds"] for n, e in small["notebooks"].items()} == {"01_word_embeddings": 100, "02_lstm_sentiment": 250}
+    assert len(store["sections"]) == 2
+    md = bench.render(store)
+    assert "## Small preset: 2 × CPU A, GPU: none" in md and "## Full preset: 2 × CPU B, GPU: H200" in md
+    assert "| 02_lstm_sentiment | 250 | 1.20 | float32 | ran |" in md and "**missed**" in md
+    assert "| 01–02 in order" not in md  # a series total appears only when every notebook of it was run
+
+
+def test_docs_benchmarks_is_generated_and_names_every_notebook() -> None:
+    import json
+
+    store = json.loads((ROOT / "docs" / "benchmarks.json").read_text(encoding="utf-8"))
+    md = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    assert md == bench.render(store), "docs/benchmarks.md differs from docs/benchmarks.json: run `make bench`"
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"| {notebook.stem} |" in md, f"docs/benchmarks.md has no row for {notebook.stem}: run `make bench`"
