@@ -41,6 +41,21 @@ def _method_has(*words: str) -> Callable[[dict], bool]:
     return lambda r: all(w.lower() in r["method"].lower() for w in words)
 
 
+def _gpt(rows: Rows) -> dict | None:
+    return next((r for r in rows if "gpt" in r["method"].lower() and r.get("val_perplexity")), None)
+
+
+def _gain(rows: Rows) -> float | None:
+    """How far the GPT's validation perplexity is below the bigram's, as a share of the bigram's."""
+    r = _gpt(rows)
+    return None if r is None or not r.get("bigram_perplexity") else 1 - r["val_perplexity"] / r["bigram_perplexity"]
+
+
+def _control_low(rows: Rows) -> float | None:
+    r = _gpt(rows)
+    return None if r is None or not r.get("control_interval") else r["control_interval"][0]
+
+
 def _not_baseline(r: dict) -> bool:
     return "tf-idf" not in r["method"].lower()
 
@@ -63,6 +78,14 @@ METRIC_TARGETS: dict[tuple[str, str], list[tuple[str, Callable[[Rows], float | N
     ],
     ("03_bert_classification", "small"): [
         ("fine-tuned BERT, shared test subset", lambda rows: _best(rows, "subset_accuracy", _method_has("fine-tun")), 0.86),
+    ],
+    ("04_transformers_from_scratch", "small"): [
+        ("GPT perplexity below the bigram's (1 - GPT / bigram)", lambda rows: _gain(rows), 0.0),
+        ("GPT control accuracy, lower end of its 95 % interval", lambda rows: _control_low(rows), 0.5),
+    ],
+    ("04_transformers_from_scratch", "full"): [
+        ("GPT perplexity below the bigram's (1 - GPT / bigram)", lambda rows: _gain(rows), 0.30),
+        ("GPT control accuracy", lambda rows: _best(rows, "control_accuracy", _method_has("gpt")), 0.90),
     ],
     ("03_bert_classification", "full"): [
         ("fine-tuned BERT, full test set", lambda rows: _best(rows, "test_accuracy", _method_has("fine-tun")), 0.925),

@@ -64,3 +64,14 @@ def test_docs_benchmarks_is_generated_and_names_every_notebook() -> None:
     assert md == bench.render(store), "docs/benchmarks.md differs from docs/benchmarks.json: run `make bench`"
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert f"| {notebook.stem} |" in md, f"docs/benchmarks.md has no row for {notebook.stem}: run `make bench`"
+
+
+def test_gpt_targets_read_perplexity_and_control() -> None:
+    rows = [{"method": "GPT from scratch as generative classifier", "val_perplexity": 57.0, "bigram_perplexity": 66.0,
+             "control_accuracy": 0.72, "control_interval": [0.62, 0.80]},
+            {"method": "transformer encoder from scratch", "subset_accuracy": 0.7}]
+    gain = _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows)
+    assert abs(gain - (1 - 57 / 66)) < 1e-12
+    assert _read("04_transformers_from_scratch", "small", "GPT control")(rows) == 0.62
+    assert _read("04_transformers_from_scratch", "full", "GPT control")(rows) == 0.72
+    assert _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows[1:]) is None

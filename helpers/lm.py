@@ -1,0 +1,223 @@
+"""Language-model helpers for notebook 04: a cached byte-level BPE tokenizer, token streams, count baselines, a judge."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .data import publish, work_dir
+
+PAD, EOR, POS, NEG, UNL = "<pad>", "<eor>", "<pos>", "<neg>", "<unl>"
+SPECIAL_TOKENS = (PAD, EOR, POS, NEG, UNL)  # ids 0..4, in this order
+CONDITIONS = {0: NEG, 1: POS, -1: UNL}  # review label (-1 = unlabelled) -> its control token
+COND_INDEX = {NEG: 0, POS: 1, UNL: 2}  # control token -> index of its learned condition embedding
+MIN_VOCAB = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
+
+
+def tokenizer_path(name: str) -> Path:
+    """Where the tokenizer called ``name`` is cached: ``work_dir()/tokenizers/<name>/tokenizer.json``."""
+    if not name or any(ch in name for ch in "/\\") or name.startswith("."):
+        raise ValueError(f"tokenizer name must be a plain folder name such as 'imdb-bpe-4096', got {name!r}")
+    return work_dir() / "tokenizers" / name / "tokenizer.json"
+
+
+def corpus_fingerprint(texts: Sequence[str], vocab_size: int) -> str:
+    """SHA-256 of the training texts and the vocabulary size: a cached tokenizer is reused only for the same corpus."""
+    digest = hashlib.sha256(f"{vocab_size}|{len(texts)}|{'|'.join(SPECIAL_TOKENS)}".encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _write_atomic_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        publish(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _load_cached(path: Path, fingerprint: str):
+    from tokenizers import Tokenizer
+
+    meta = path.with_name("meta.json")
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        if json.loads(meta.read_text(encoding="utf-8")).get("fingerprint") != fingerprint:
+            return None
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception:  # noqa: BLE001 - a damaged cache is rebuilt, never trusted
+        print(f"The cached tokenizer in {path.parent} is damaged; training a new one.")
+        return None
+    if any(tokenizer.token_to_id(tok) != i for i, tok in enumerate(SPECIAL_TOKENS)):
+        return None
+    return tokenizer
+
+
+def train_bpe(texts: Sequence[str], vocab_size: int, name: str, verbose: bool = True):
+    """A byte-level BPE tokenizer with ``SPECIAL_TOKENS`` trained on ``texts``, cached under ``work_dir()`` by corpus."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"vocab_size must be at least {MIN_VOCAB} (256 bytes + {len(SPECIAL_TOKENS)} special tokens), "
+                         f"got {vocab_size}")
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("texts must be a non-empty list of strings (e.g. imdb.train.texts + imdb.unsup)")
+    path = tokenizer_path(name)
+    fingerprint = corpus_fingerprint(texts, vocab_size)
+    cached = _load_cached(path, fingerprint)
+    if cached is not None:
+        if verbose:
+            print(f"Loaded the cached tokenizer {path}")
+        return cached
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    _write_atomic_text(tokenizer.to_str(), path)  # the tokenizer first, then the fingerprint that vouches for it
+    _write_atomic_text(json.dumps({"fingerprint": fingerprint, "vocab_size": vocab_size, "n_texts": len(texts)}),
+                       path.with_name("meta.json"))
+    if verbose:
+        print(f"Trained a {tokenizer.get_vocab_size():,}-token BPE tokenizer on {len(texts):,} texts; saved {path}")
+    return tokenizer
+
+
+def encode(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+    """Token ids of each text (no special tokens), as int32 arrays; encoded in chunks to keep memory flat."""
+    texts, out = list(texts), []
+    for i in range(0, len(texts), 2000):  # an Encoding object holds far more than its ids: keep few alive at once
+        out += [np.asarray(e.ids, dtype=np.int32) for e in tokenizer.encode_batch_fast(texts[i : i + 2000],
+                                                                                        add_special_tokens=False)]
+    return out
+
+
+def control_id(tokenizer, label: int) -> int:
+    """The id of the control token for a review label: 1 -> ``<pos>``, 0 -> ``<neg>``, -1 (unlabelled) -> ``<unl>``."""
+    if label not in CONDITIONS:
+        raise ValueError(f"label must be 1 (positive), 0 (negative) or -1 (unlabelled), got {label!r}")
+    return int(tokenizer.token_to_id(CONDITIONS[label]))
+
+
+def token_stream(docs: Sequence[np.ndarray], labels: Sequence[int], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """Join reviews as ``<control> review <eor>`` into one stream; return the tokens and each token's condition index."""
+    if len(docs) != len(labels):
+        raise ValueError(f"got {len(docs)} reviews but {len(labels)} labels")
+    if not len(docs):
+        raise ValueError("token_stream needs at least one review")
+    eor = tokenizer.token_to_id(EOR)
+    parts, conds = [], []
+    for ids, label in zip(docs, labels, strict=True):
+        label = int(label)
+        parts.append(np.concatenate([[control_id(tokenizer, label)], np.asarray(ids, dtype=np.int32), [eor]]))
+        conds.append(np.full(len(ids) + 2, COND_INDEX[CONDITIONS[label]], dtype=np.int8))
+    return np.concatenate(parts).astype(np.int32), np.concatenate(conds)
+
+
+def random_windows(tokens: np.ndarray, conds: np.ndarray, context: int, batch_size: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch of random windows: inputs (batch, context), next-token targets and conditions, as int64 arrays."""
+    if len(tokens) != len(conds):
+        raise ValueError(f"tokens ({len(tokens)}) and conds ({len(conds)}) must have the same length")
+    if context < 1 or len(tokens) < context + 2:
+        raise ValueError(f"need a context of at least 1 and a stream longer than context + 1 ({context + 1}); "
+                         f"got context {context} and {len(tokens)} tokens")
+    starts = rng.integers(0, len(tokens) - context, size=batch_size)
+    offsets = starts[:, None] + np.arange(context)[None, :]
+    return tokens[offsets].astype(np.int64), tokens[offsets + 1].astype(np.int64), conds[offsets].astype(np.int64)
+
+
+def sequential_windows(tokens: np.ndarray, conds: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The stream cut into consecutive non-overlapping windows (the tail that does not fill one is dropped)."""
+    if len(tokens) != len(conds):
+        raise ValueError(f"tokens ({len(tokens)}) and conds ({len(conds)}) must have the same length")
+    n = (len(tokens) - 1) // context
+    if n < 1:
+        raise ValueError(f"the stream ({len(tokens)} tokens) is too short for one window of {context} + 1 tokens")
+    x = tokens[: n * context].reshape(n, context)
+    y = tokens[1 : n * context + 1].reshape(n, context)
+    return x.astype(np.int64), y.astype(np.int64), conds[: n * context].reshape(n, context).astype(np.int64)
+
+
+def unigram_logprobs(train_tokens: np.ndarray, targets: np.ndarray, vocab_size: int, alpha: float = 1.0) -> np.ndarray:
+    """Natural-log probabilities of ``targets`` under an add-``alpha`` unigram model counted on ``train_tokens``."""
+    counts = np.bincount(np.asarray(train_tokens).ravel(), minlength=vocab_size).astype(np.float64)
+    probs = (counts + alpha) / (counts.sum() + alpha * vocab_size)
+    return np.log(probs[np.asarray(targets)])
+
+
+def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndarray, vocab_size: int,
+                    discount: float = 0.75) -> np.ndarray:
+    """Log-probabilities of ``targets`` after ``prev`` under an interpolated absolute-discount bigram model.
+
+    p(w | v) = max(c(v, w) - D, 0) / c(v) + D * N(v) / c(v) * p_uni(w), where N(v) is the number of distinct words
+    seen after v and p_uni the add-one unigram; a never-seen v falls back to p_uni.
+    """
+    if not 0 < discount < 1:
+        raise ValueError(f"discount must be between 0 and 1, got {discount}")
+    train_tokens = np.asarray(train_tokens, dtype=np.int64).ravel()
+    prev, targets = np.asarray(prev, dtype=np.int64), np.asarray(targets, dtype=np.int64)
+    if prev.shape != targets.shape:
+        raise ValueError(f"prev {prev.shape} and targets {targets.shape} must have the same shape")
+    p_uni = np.exp(unigram_logprobs(train_tokens, np.arange(vocab_size), vocab_size))
+    keys, pair_counts = np.unique(train_tokens[:-1] * vocab_size + train_tokens[1:], return_counts=True)
+    context_counts = np.bincount(keys // vocab_size, weights=pair_counts, minlength=vocab_size)
+    distinct_next = np.bincount(keys // vocab_size, minlength=vocab_size)
+    query = prev * vocab_size + targets
+    pos = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+    c_vw = np.where(keys[pos] == query, pair_counts[pos], 0).astype(np.float64)
+    c_v = context_counts[prev]
+    seen = c_v > 0
+    safe = np.where(seen, c_v, 1.0)
+    p = np.where(seen, np.maximum(c_vw - discount, 0) / safe + discount * distinct_next[prev] / safe * p_uni[targets],
+                 p_uni[targets])
+    return np.log(p)
+
+
+def perplexity(logprobs: np.ndarray) -> float:
+    """exp of the mean negative log-likelihood (natural log) per token."""
+    logprobs = np.asarray(logprobs, dtype=np.float64)
+    if logprobs.size == 0:
+        raise ValueError("perplexity of no tokens is undefined")
+    return float(math.exp(-logprobs.mean()))
+
+
+def tfidf_judge(texts: Sequence[str], labels: Sequence[int]):
+    """Notebook 02's TF-IDF (1-2 grams, hashed) + logistic regression, fitted on ``texts``; a sentiment judge."""
+    from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    labels = np.asarray(labels)
+    if len(texts) != len(labels) or set(np.unique(labels)) - {0, 1} or len(np.unique(labels)) < 2:
+        raise ValueError("tfidf_judge needs as many 0/1 labels as texts, with both classes present")
+    judge = make_pipeline(
+        HashingVectorizer(ngram_range=(1, 2), n_features=2**20, alternate_sign=False, norm=None, dtype=np.float32),
+        TfidfTransformer(sublinear_tf=True),
+        LogisticRegression(C=4.0, max_iter=1000),
+    )
+    return judge.fit(list(texts), labels)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % by default) for a proportion of ``successes`` out of ``n``."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n and n > 0, got successes={successes}, n={n}")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
