@@ -339,7 +339,11 @@ class ColabRunner(Runner):
             if found:
                 (folder / "data" / name).symlink_to(found.resolve())
         times = {}
+        named = [arg for arg in extra if arg.endswith(".ipynb")]  # e.g. notebooks/02_lstm_sentiment.ipynb: only those
+        extra = [arg for arg in extra if arg not in named]
         for nb in notebooks(self.root):
+            if named and not any(Path(arg).name == nb.name for arg in named):
+                continue
             shutil.copy(self.root / nb, folder / nb.name)
             cmd = [str(self.python), "-m", "pytest", nb.name, *PYTEST_NOTEBOOK_ARGS, *extra]
             self.out(f"+ (in {folder}) " + show(cmd))
