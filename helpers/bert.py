@@ -55,6 +55,8 @@ def head_tail(ids: Sequence[int], max_tokens: int, head: int) -> list[int]:
     max_tokens = check.integer(max_tokens, "max_tokens", 1)
     head = check.integer(head, "head", 0, max_tokens)
     check.not_a_string(ids, "ids", "token ids")
+    if not isinstance(ids, Sequence | np.ndarray):
+        raise TypeError(f"ids must be one review's token ids (a list of ints), got {check.describe(ids)}")
     ids = list(ids)
     if ids and not check.is_integer(ids[0]):  # cheap: this runs once per review
         raise TypeError(f"ids must be one review's token ids (ints), got items like {check.describe(ids[0])}")

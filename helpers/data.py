@@ -754,6 +754,7 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     val_order = np.random.default_rng(SPLIT_SEED).permutation(val_idx)  # shuffled: every prefix mixes both classes
     rest = np.setdiff1d(np.arange(len(train_labels)), val_idx)
     if n_train is not None:
+        check.integer(n_train, "n_train", 1, len(rest), hint="Pass None for all of train.")
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
     rest = np.random.default_rng(seed).permutation(rest)  # shuffled, so no slice is all one class
     unsup = list(raw["unsup_texts"])

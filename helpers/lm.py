@@ -197,18 +197,23 @@ def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndar
 def perplexity(logprobs: np.ndarray) -> float:
     """exp of the mean negative log-likelihood (natural log) per token."""
     check.not_a_string(logprobs, "logprobs", "numbers")
-    logprobs = np.asarray(logprobs)
-    if logprobs.dtype.kind not in "biuf":
-        raise TypeError(f"logprobs must be numbers (natural-log probabilities), got {check.describe(logprobs)}")
+    try:
+        logprobs = np.asarray(logprobs)
+    except ValueError as err:
+        raise ValueError(f"logprobs must be an array of log-probabilities, got ragged nested lists ({err})") from err
+    if logprobs.dtype.kind not in "iuf" or logprobs.ndim == 0:
+        raise TypeError(f"logprobs must be an array of natural-log probabilities, one per token, got "
+                        f"{check.describe(logprobs)}")
     logprobs = logprobs.astype(np.float64).ravel()
     if logprobs.size == 0:
-        raise ValueError("perplexity of no tokens is undefined; pass at least one log-probability")
+        raise ValueError("logprobs is empty, and the perplexity of no tokens is undefined; pass at least one")
     if np.isnan(logprobs).any():
         raise ValueError("logprobs holds NaN; pass finite log-probabilities")
     if logprobs.max() > 1e-4:  # float rounding can push a log(1) a hair above 0
         raise ValueError(f"logprobs must be log-probabilities (<= 0), got values up to {logprobs.max():g}: losses "
                          "(negative log-likelihoods) are >= 0, so pass -losses")
-    return float(math.exp(-logprobs.mean()))
+    with np.errstate(over="ignore"):  # a mean loss above ~709 nats overflows to an infinite perplexity
+        return float(np.exp(-logprobs.mean()))
 
 
 def tfidf_judge(texts: Sequence[str], labels: Sequence[int]):

@@ -173,7 +173,13 @@ def id_sequences(value: Any, name: str, allow_empty: bool = True, minimum: int =
     for i, seq in enumerate(value):
         if _is_real(seq):
             raise ValueError(f"{name} must be a list of sequences, got a flat list of numbers; for one review pass [{name}]")
-        out.append(array(seq, f"{name}[{i}]", integers=True, minimum=minimum, column_ok=False))
+        not_a_string(seq, f"{name}[{i}]", "token ids")
+        arr = np.asarray(seq) if isinstance(seq, np.ndarray | list | tuple) else None
+        if arr is None or arr.ndim != 1 or (arr.dtype.kind not in "iu" and arr.size):
+            raise TypeError(f"{name}[{i}] must be a 1-D sequence of token ids (ints), got {describe(seq)}")
+        if arr.size and arr.min() < minimum:
+            raise ValueError(f"{name}[{i}] holds id {arr.min()}, below the smallest id {minimum}")
+        out.append(arr if arr.size else arr.astype(np.int64))
     if not out and not allow_empty:
         raise ValueError(f"{name} must be a non-empty list of sequences, got an empty one; pass at least one")
     return out
