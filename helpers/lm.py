@@ -197,10 +197,7 @@ def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndar
 def perplexity(logprobs: np.ndarray) -> float:
     """exp of the mean negative log-likelihood (natural log) per token."""
     check.not_a_string(logprobs, "logprobs", "numbers")
-    try:
-        logprobs = np.asarray(logprobs)
-    except ValueError as err:
-        raise ValueError(f"logprobs must be an array of log-probabilities, got ragged nested lists ({err})") from err
+    logprobs = check.asarray(logprobs, "logprobs")
     if logprobs.dtype.kind not in "iuf" or logprobs.ndim == 0:
         raise TypeError(f"logprobs must be an array of natural-log probabilities, one per token, got "
                         f"{check.describe(logprobs)}")

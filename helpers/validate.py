@@ -98,10 +98,7 @@ def array(value: Any, name: str, ndim: int = 1, integers: bool = False, minimum:
           maximum: float | None = None, column_ok: bool = True, finite: bool = True) -> np.ndarray:
     """``value`` as a numeric array (finite unless told) of ``ndim`` dimensions, an (n, 1) column read as (n,)."""
     not_a_string(value, name, "numbers")
-    try:
-        arr = np.asarray(value)
-    except ValueError as err:  # ragged nesting
-        raise ValueError(f"{name} must be a {ndim}-D array of numbers, got ragged nested lists ({err})") from err
+    arr = asarray(value, name)
     if arr.dtype == object or arr.dtype.kind not in "biuf":
         if arr.size == 0 and arr.dtype.kind != "O":
             arr = arr.astype(np.int64 if integers else np.float64)
@@ -126,6 +123,14 @@ def array(value: Any, name: str, ndim: int = 1, integers: bool = False, minimum:
     if arr.size and maximum is not None and np.nanmax(arr) > maximum:
         raise ValueError(f"{name} must be at most {maximum:g} everywhere, got {np.nanmax(arr):g}")
     return arr
+
+
+def asarray(value: Any, name: str) -> np.ndarray:
+    """``np.asarray(value)``; ragged nested lists get a ``ValueError`` naming ``name``."""
+    try:
+        return np.asarray(value)
+    except ValueError as err:
+        raise ValueError(f"{name} must be an array of numbers, got ragged nested lists of unequal lengths") from err
 
 
 def class_labels(value: Any, name: str, n_classes: int = 2) -> np.ndarray:
@@ -174,7 +179,7 @@ def id_sequences(value: Any, name: str, allow_empty: bool = True, minimum: int =
         if _is_real(seq):
             raise ValueError(f"{name} must be a list of sequences, got a flat list of numbers; for one review pass [{name}]")
         not_a_string(seq, f"{name}[{i}]", "token ids")
-        arr = np.asarray(seq) if isinstance(seq, np.ndarray | list | tuple) else None
+        arr = asarray(seq, f"{name}[{i}]") if isinstance(seq, np.ndarray | list | tuple) else None
         if arr is None or arr.ndim != 1 or (arr.dtype.kind not in "iu" and arr.size):
             raise TypeError(f"{name}[{i}] must be a 1-D sequence of token ids (ints), got {describe(seq)}")
         if arr.size and arr.min() < minimum:
@@ -188,11 +193,11 @@ def id_sequences(value: Any, name: str, allow_empty: bool = True, minimum: int =
 def token_ids(value: Any, name: str, vocab_size: int, flat: bool = False) -> np.ndarray:
     """``value`` as an int64 array of ids in ``[0, vocab_size)``, of any shape (flattened when ``flat``)."""
     not_a_string(value, name, "token ids")
-    arr = np.asarray(value)
+    arr = asarray(value, name)
     if arr.dtype.kind not in "iuf" or arr.dtype == object:
         raise TypeError(f"{name} must be token ids (ints), got {describe(value)}")
-    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-        raise TypeError(f"{name} must be token ids (whole numbers), got fractions (log-probabilities or embeddings?)")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and np.all(arr == np.round(arr))):
+        raise TypeError(f"{name} must be token ids (whole numbers), got fractions or NaN (log-probabilities?)")
     arr = arr.astype(np.int64).ravel() if flat else arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
         raise ValueError(f"{name} must be ids from 0 to vocab_size - 1 = {vocab_size - 1}, got values from {arr.min()} "
