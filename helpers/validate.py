@@ -117,6 +117,8 @@ def array(value: Any, name: str, ndim: int = 1, integers: bool = False, minimum:
             if not np.all(arr == np.round(arr)):
                 raise TypeError(f"{name} must hold whole numbers (ids, counts or class labels), got fractions such as "
                                 f"{arr[arr != np.round(arr)][0]:g}")
+            if arr.size and np.abs(arr).max() >= 2**53:  # beyond exact integers in a float: no id or count is that big
+                raise ValueError(f"{name} holds {np.abs(arr).max():g}, far too large for an id, count or label")
             arr = arr.astype(np.int64)
     if arr.size and minimum is not None and np.nanmin(arr) < minimum:
         raise ValueError(f"{name} must be at least {minimum:g} everywhere, got {np.nanmin(arr):g}")
@@ -139,12 +141,11 @@ def class_labels(value: Any, name: str, n_classes: int = 2) -> np.ndarray:
     if arr.dtype.kind == "f" and arr.size and not np.all(arr == np.round(arr)):
         raise ValueError(f"{name} holds fractions such as {arr[arr != np.round(arr)][0]:g}: these look like probabilities; "
                          f"pass class labels, e.g. (probs >= 0.5).astype(int)")
-    arr = arr.astype(np.int64)
     if arr.size and (arr.min() < 0 or arr.max() >= n_classes):
         hint = " (for labels -1/+1 pass (y > 0).astype(int))" if arr.min() == -1 else ""
-        raise ValueError(f"{name} must hold class numbers 0 to {n_classes - 1}, got values from {arr.min()} to "
-                         f"{arr.max()}{hint}")
-    return arr
+        raise ValueError(f"{name} must hold class numbers 0 to {n_classes - 1}, got values from {arr.min():g} to "
+                         f"{arr.max():g}{hint}")
+    return arr.astype(np.int64)
 
 
 def probabilities(value: Any, name: str) -> np.ndarray:
@@ -198,11 +199,10 @@ def token_ids(value: Any, name: str, vocab_size: int, flat: bool = False) -> np.
         raise TypeError(f"{name} must be token ids (ints), got {describe(value)}")
     if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and np.all(arr == np.round(arr))):
         raise TypeError(f"{name} must be token ids (whole numbers), got fractions or NaN (log-probabilities?)")
-    arr = arr.astype(np.int64).ravel() if flat else arr.astype(np.int64)
-    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
-        raise ValueError(f"{name} must be ids from 0 to vocab_size - 1 = {vocab_size - 1}, got values from {arr.min()} "
-                         f"to {arr.max()}; pass the tokenizer's vocabulary size as vocab_size")
-    return arr
+    if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):  # checked before the cast, which could wrap around
+        raise ValueError(f"{name} must be ids from 0 to vocab_size - 1 = {vocab_size - 1}, got values from {arr.min():g} "
+                         f"to {arr.max():g}; pass the tokenizer's vocabulary size as vocab_size")
+    return arr.astype(np.int64).ravel() if flat else arr.astype(np.int64)
 
 
 def stream(tokens: Any, conds: Any) -> tuple[np.ndarray, np.ndarray]:
