@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import validate as check
 from .data import sha256_of
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ class ModelFilesError(RuntimeError):
 
 def verify_model_dir(folder: Path, sha256: str = WEIGHTS_SHA256) -> Path:
     """Return ``folder`` once its config.json exists and its model.safetensors has the expected SHA-256."""
-    folder = Path(folder)
+    folder = check.path(folder, "folder")
     weights = folder / WEIGHTS_NAME
     if not (folder / "config.json").is_file() or not weights.is_file():
         raise ModelFilesError(f"{folder} lacks config.json or {WEIGHTS_NAME}. Reinstall the package: "
@@ -51,9 +52,14 @@ def bundled_model_dir() -> Path:
 
 def head_tail(ids: Sequence[int], max_tokens: int, head: int) -> list[int]:
     """Keep ``ids`` if they fit in ``max_tokens``, else the first ``head`` and the last ``max_tokens - head``."""
-    if not 0 <= head <= max_tokens:
-        raise ValueError(f"head must be between 0 and max_tokens={max_tokens}, got {head}")
+    max_tokens = check.integer(max_tokens, "max_tokens", 1)
+    head = check.integer(head, "head", 0, max_tokens)
+    check.not_a_string(ids, "ids", "token ids")
+    if not isinstance(ids, Sequence | np.ndarray):
+        raise TypeError(f"ids must be one review's token ids (a list of ints), got {check.describe(ids)}")
     ids = list(ids)
+    if ids and not check.is_integer(ids[0]):  # cheap: this runs once per review
+        raise TypeError(f"ids must be one review's token ids (ints), got items like {check.describe(ids[0])}")
     if len(ids) <= max_tokens:
         return ids
     return ids[:head] + (ids[len(ids) - (max_tokens - head):] if max_tokens > head else [])
@@ -61,8 +67,13 @@ def head_tail(ids: Sequence[int], max_tokens: int, head: int) -> list[int]:
 
 def encode(tokenizer, texts: Sequence[str], max_length: int, head: int) -> list[list[int]]:
     """Token ids [CLS] ... [SEP] of at most ``max_length``: the first ``head`` pieces and the rest from the end."""
-    pieces = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    texts = check.texts(texts)
+    max_length = check.integer(max_length, "max_length", 3, hint="It counts [CLS] and [SEP] too.")
     budget = max_length - 2  # room for [CLS] and [SEP]
+    head = check.integer(head, "head", 0, budget, hint=f"head counts the pieces kept from the start, out of {budget}.")
+    if not texts:
+        return []
+    pieces = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
     return [[tokenizer.cls_token_id, *head_tail(p, budget, head), tokenizer.sep_token_id] for p in pieces]
 
 
@@ -70,8 +81,8 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, multiple_of: int =
     """Dynamic padding to the batch's longest sequence, rounded up to ``multiple_of``; input_ids and attention_mask."""
     import torch  # imported here, so that the checkpoint check (and the preflight) need no torch
 
-    if multiple_of < 1:
-        raise ValueError(f"multiple_of must be at least 1, got {multiple_of}")
+    multiple_of, pad_id = check.integer(multiple_of, "multiple_of", 1), check.integer(pad_id, "pad_id", 0)
+    seqs = check.id_sequences(seqs, "seqs", allow_empty=False)
     width = -(-max(len(s) for s in seqs) // multiple_of) * multiple_of
     input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -83,7 +94,11 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0, multiple_of: int =
 
 def length_batches(lengths: Sequence[int], batch_size: int, shuffle: bool = False, seed: int = 0) -> list[np.ndarray]:
     """Batches of indices of similar length (less padding); with ``shuffle``, in random order within and between batches."""
-    lengths = np.asarray(lengths)
+    if isinstance(lengths, list | tuple) and lengths and not check.is_integer(lengths[0]):
+        raise TypeError(f"lengths must be numbers (one per review), got items like {check.describe(lengths[0])}; "
+                        "pass [len(ids) for ids in sequences]")
+    lengths = check.array(lengths, "lengths", integers=True, minimum=0)
+    batch_size, seed = check.integer(batch_size, "batch_size", 1), check.integer(seed, "seed", 0)
     rng = np.random.default_rng(seed)
     if shuffle:  # random tie-breaks so equal-length reviews land in different batches each epoch
         order = np.lexsort((rng.random(len(lengths)), lengths))

@@ -41,6 +41,8 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm.auto import tqdm
 
+from . import validate as check
+
 IMDB_URL = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
 IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 IMDB_SIZE = 84_125_825
@@ -777,6 +779,9 @@ def _take(raw: dict[str, object], split: str, idx: np.ndarray) -> Split:
 def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int = 0,
               verbose: bool = True) -> Imdb:
     """IMDB splits: fixed val (whole movies) and test_subset; train shuffled and optionally subsampled (seeded)."""
+    n_train = None if n_train is None else check.integer(n_train, "n_train", 1, hint="Pass None for all of train.")
+    n_unsup = None if n_unsup is None else check.integer(n_unsup, "n_unsup", 0, hint="Pass None for all 50,000.")
+    seed = check.integer(seed, "seed", 0)
     raw = load_raw(verbose=verbose)
     train_labels, test_labels = raw["train_labels"], raw["test_labels"]
     # Validation holds out every review of about a tenth of the training movies. IMDB has up to 30 reviews per
@@ -786,6 +791,7 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     val_order = val_idx[stable_order(len(val_idx), SPLIT_SEED)]  # shuffled: every prefix mixes both classes
     rest = np.setdiff1d(np.arange(len(train_labels)), val_idx)
     if n_train is not None:
+        check.integer(n_train, "n_train", 1, len(rest), hint="Pass None for all of train.")
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
     rest = rest[stable_order(len(rest), seed)]  # shuffled, so no slice is all one class
     unsup = list(raw["unsup_texts"])

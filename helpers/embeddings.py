@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from . import validate as check
 from .data import load_imdb, pack_texts, unpack_texts, work_dir, write_npz
-from .runtime import preset
+from .runtime import PRESETS, preset
 
 # Same rule as keras.layers.TextVectorization's default standardize (lower case, ASCII punctuation removed),
 # so that notebook 02's vocabulary finds these vectors.
@@ -28,6 +29,9 @@ WORD2VEC_SETTINGS = {
 
 def tokenize(text: str) -> list[str]:
     """Lower-case, drop ASCII punctuation (as Keras TextVectorization does) and split on whitespace."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be one review's text (a str), got {check.describe(text)}; for many texts call "
+                        "tokenize on each")
     return _PUNCTUATION.sub("", text.lower()).split()
 
 
@@ -35,7 +39,7 @@ class ReviewCorpus:
     """Re-iterable stream of tokenised reviews, so gensim never needs all tokens in memory at once."""
 
     def __init__(self, texts: Sequence[str]):
-        self.texts = texts
+        self.texts = check.texts(texts)
 
     def __iter__(self) -> Iterator[list[str]]:
         for text in self.texts:
@@ -47,6 +51,8 @@ class ReviewCorpus:
 
 def embedding_texts(n_docs: int | None, seed: int = 0) -> list[str]:
     """Train + unsup review texts for embedding training (never test), optionally the first ``n_docs``."""
+    if n_docs is not None:
+        n_docs = check.integer(n_docs, "n_docs", 1, hint="Pass None for every text.")
     imdb = load_imdb(seed=seed, verbose=False)
     texts = imdb.train.texts + imdb.val.texts + imdb.unsup
     return texts if n_docs is None else texts[:n_docs]
@@ -54,14 +60,18 @@ def embedding_texts(n_docs: int | None, seed: int = 0) -> list[str]:
 
 def vectors_path(name: str, size: str | None = None) -> Path:
     """Where vectors called ``name`` for a preset live: ``<work>/vectors/<name>-<preset>.npz`` (the learner's own)."""
-    return work_dir() / "vectors" / f"{name}-{size or preset()}.npz"
+    check.plain_name(name, "name", "word2vec_sg")
+    size = preset() if size is None else check.one_of(size, "size", PRESETS)
+    return work_dir() / "vectors" / f"{name}-{size}.npz"
 
 
 def train_word2vec(size: str | None = None, seed: int = 42, workers: int = 2):
     """Train Word2Vec skip-gram with negative sampling on the preset's IMDB texts; return KeyedVectors."""
     from gensim.models import Word2Vec
 
-    cfg = dict(WORD2VEC_SETTINGS[size or preset()])
+    size = preset() if size is None else check.one_of(size, "size", PRESETS)
+    seed, workers = check.integer(seed, "seed", 0), check.integer(workers, "workers", 1)
+    cfg = dict(WORD2VEC_SETTINGS[size])
     corpus = ReviewCorpus(embedding_texts(cfg.pop("n_docs"), seed=0))
     model = Word2Vec(corpus, sg=1, seed=seed, workers=workers, **cfg)
     return model.wv
@@ -69,7 +79,7 @@ def train_word2vec(size: str | None = None, seed: int = 42, workers: int = 2):
 
 def save_vectors(wv, name: str, size: str | None = None) -> Path:
     """Save KeyedVectors (words in order, float32 vectors, counts if known) as a pickle-free ``.npz``, atomically."""
-    path = vectors_path(name, size)
+    wv, path = check.keyed_vectors(wv), vectors_path(name, size)
     text, offsets = pack_texts([str(key) for key in wv.index_to_key])
     arrays = {"kind": np.array(VECTORS_KIND), "format": np.array(VECTORS_FORMAT, dtype=np.int64),
               "vectors": np.ascontiguousarray(wv.vectors, dtype=np.float32), "words": text, "word_offsets": offsets}
@@ -81,6 +91,7 @@ def save_vectors(wv, name: str, size: str | None = None) -> Path:
 
 def load_vectors(path: Path):
     """Read vectors that ``save_vectors`` wrote, as gensim KeyedVectors; ``ValueError`` when the file is not such a file."""
+    path = check.path(path)
     try:
         with np.load(path, allow_pickle=False) as npz:  # arrays only: loading cannot run code
             if str(npz["kind"]) != VECTORS_KIND or int(npz["format"]) != VECTORS_FORMAT:
@@ -130,6 +141,7 @@ def load_or_train_vectors(name: str = "word2vec_sg", size: str | None = None, ve
 # ----------------------------------------------------------------------------------------------------------
 # Evaluation on the benchmarks that ship inside gensim, the same for every model.
 
+SIMILARITY_BENCHMARKS = ("wordsim353.tsv", "simlex999.txt")
 SEMANTIC_SECTIONS = ("capital-common-countries", "capital-world", "currency", "city-in-state", "family")
 
 
@@ -143,6 +155,7 @@ def benchmark_path(name: str) -> str:
 def read_analogies(path: str | None = None) -> list[tuple[str, tuple[str, str, str, str]]]:
     """The Google analogy questions as (section, (a, b, c, d)) in lower case: a is to b as c is to d."""
     questions, section = [], ""
+    path = None if path is None else check.path(path)
     with open(path or benchmark_path("questions-words.txt"), encoding="utf-8") as fh:
         for line in fh:
             if line.startswith(":"):
@@ -159,7 +172,8 @@ def evaluate_analogies(wv, path: str | None = None, restrict_vocab: int = 300_00
     of matrix products, so all 19,544 questions take seconds. Questions with a word outside the (restricted)
     vocabulary are skipped and reported as ``skipped`` (a share of all questions), never counted as wrong.
     """
-    questions = read_analogies(path)
+    wv, questions = check.keyed_vectors(wv), read_analogies(path)
+    restrict_vocab, batch = check.integer(restrict_vocab, "restrict_vocab", 1), check.integer(batch, "batch", 1)
     keys = wv.index_to_key[:restrict_vocab]
     index = {key.lower(): i for i, key in reversed(list(enumerate(keys)))}
     unit = np.asarray(wv.get_normed_vectors()[: len(keys)], dtype=np.float32)
@@ -199,6 +213,8 @@ def evaluate_similarity(wv, name: str = "wordsim353.tsv") -> tuple[float, float]
     Pairs with a word outside the vocabulary are skipped (gensim's default); with no known pair at all the
     correlation is NaN.
     """
+    wv = check.keyed_vectors(wv)
+    check.one_of(name, "name", SIMILARITY_BENCHMARKS)
     try:
         _pearson, spearman, oov_percent = wv.evaluate_word_pairs(benchmark_path(name), case_insensitive=True)
     except ValueError:  # gensim raises when not a single pair is in the vocabulary
@@ -208,7 +224,7 @@ def evaluate_similarity(wv, name: str = "wordsim353.tsv") -> tuple[float, float]
 
 def evaluate(wv) -> dict[str, float]:
     """All benchmark numbers for one set of vectors: WordSim353, SimLex-999 and the Google analogies (two protocols)."""
-    analogies = evaluate_analogies(wv)
+    analogies = evaluate_analogies(check.keyed_vectors(wv))
     top30k = evaluate_analogies(wv, restrict_vocab=30_000)  # word2vec's compute-accuracy and gensim's old default
     wordsim, wordsim_skipped = evaluate_similarity(wv, "wordsim353.tsv")
     simlex, simlex_skipped = evaluate_similarity(wv, "simlex999.txt")
@@ -226,7 +242,10 @@ def evaluate(wv) -> dict[str, float]:
 
 def token_ids(texts: Iterable[str], key_to_index: dict[str, int]) -> list[np.ndarray]:
     """Each text as an int32 array of vocabulary ids, -1 where a token is not in the vocabulary."""
-    return [np.array([key_to_index.get(t, -1) for t in tokenize(text)], dtype=np.int32) for text in texts]
+    if not isinstance(key_to_index, Mapping):
+        hint = "; pass wv.key_to_index" if hasattr(key_to_index, "key_to_index") else ""
+        raise TypeError(f"key_to_index must be a dict of word -> id, got {check.describe(key_to_index)}{hint}")
+    return [np.array([key_to_index.get(t, -1) for t in tokenize(text)], dtype=np.int32) for text in check.texts(texts)]
 
 
 def cooccurrence_matrix(docs: Sequence[np.ndarray], vocab_size: int, window: int = 5):
@@ -239,10 +258,15 @@ def cooccurrence_matrix(docs: Sequence[np.ndarray], vocab_size: int, window: int
     """
     from scipy import sparse
 
-    ids = np.concatenate([np.asarray(d, dtype=np.int64) for d in docs]) if len(docs) else np.zeros(0, np.int64)
+    vocab_size, window = check.integer(vocab_size, "vocab_size", 1), check.integer(window, "window", 1)
+    docs = check.id_sequences(docs, "docs", minimum=-1)
+    ids = np.concatenate(docs).astype(np.int64) if docs else np.zeros(0, np.int64)
+    if ids.size and ids.max() >= vocab_size:
+        raise ValueError(f"docs hold ids up to {ids.max()}, but vocab_size is {vocab_size}; ids must be below it")
     doc_of = np.repeat(np.arange(len(docs)), [len(d) for d in docs])
     counts = sparse.csr_matrix((vocab_size, vocab_size), dtype=np.float32)
-    for d in range(1, window + 1):
+    longest = max((len(d) for d in docs), default=0)
+    for d in range(1, min(window, longest - 1) + 1):  # no pair is further apart than the longest document
         left, right = ids[:-d], ids[d:]
         keep = (doc_of[:-d] == doc_of[d:]) & (left >= 0) & (right >= 0)
         weight = np.full(int(keep.sum()), 1.0 / d, dtype=np.float32)
@@ -254,6 +278,7 @@ def cooccurrence_matrix(docs: Sequence[np.ndarray], vocab_size: int, window: int
 
 def mean_vectors(wv, texts: Sequence[str]) -> np.ndarray:
     """One feature row per text: the mean of the vectors of its in-vocabulary tokens (zeros if none)."""
+    wv, texts = check.keyed_vectors(wv), check.texts(texts)
     features = np.zeros((len(texts), wv.vector_size), dtype=np.float32)
     index = wv.key_to_index
     for row, text in enumerate(texts):
@@ -267,7 +292,10 @@ def keyed_vectors(words: Sequence[str], vectors: np.ndarray):
     """Wrap a word list and a (len(words), dim) array as gensim KeyedVectors (e.g. vectors trained outside gensim)."""
     from gensim.models import KeyedVectors
 
-    vectors = np.asarray(vectors, dtype=np.float32)
+    words, vectors = check.words(words), check.array(vectors, "vectors", ndim=2).astype(np.float32)
+    check.same_length(words=words, vectors=vectors)
+    if len(set(words)) != len(words):
+        raise ValueError(f"words must be distinct, got {len(words) - len(set(words))} repeated")
     wv = KeyedVectors(vector_size=vectors.shape[1])
     wv.add_vectors(list(words), vectors)
     return wv

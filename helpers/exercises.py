@@ -8,6 +8,9 @@ from typing import Any
 
 def check(exercise: str, attempt: Any, is_correct: Callable[[Any], bool], hint: str = "") -> bool:
     """Print whether ``attempt`` passes ``is_correct``; an unattempted exercise (None, NotImplementedError) is not an error."""
+    if not isinstance(exercise, str) or not callable(is_correct) or not isinstance(hint, str):
+        raise TypeError("call check(exercise_name: str, attempt, is_correct: a function of the attempt returning True "
+                        f"or False, hint: str); got exercise={exercise!r}, is_correct={is_correct!r}, hint={hint!r}")
     if attempt is None or attempt is Ellipsis:
         print(f"{exercise}: not attempted yet. {hint}".strip())
         return False

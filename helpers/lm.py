@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import validate as check
 from .data import publish, work_dir
 
 PAD, EOR, POS, NEG, UNL = "<pad>", "<eor>", "<pos>", "<neg>", "<unl>"
@@ -23,13 +24,13 @@ MIN_VOCAB = 256 + len(SPECIAL_TOKENS)  # every byte plus the special tokens
 
 def tokenizer_path(name: str) -> Path:
     """Where the tokenizer called ``name`` is cached: ``work_dir()/tokenizers/<name>/tokenizer.json``."""
-    if not name or any(ch in name for ch in "/\\") or name.startswith("."):
-        raise ValueError(f"tokenizer name must be a plain folder name such as 'imdb-bpe-4096', got {name!r}")
+    check.plain_name(name, "tokenizer name", "imdb-bpe-4096")
     return work_dir() / "tokenizers" / name / "tokenizer.json"
 
 
 def corpus_fingerprint(texts: Sequence[str], vocab_size: int) -> str:
     """SHA-256 of the training texts and the vocabulary size: a cached tokenizer is reused only for the same corpus."""
+    texts, vocab_size = check.texts(texts), check.integer(vocab_size, "vocab_size", 1)
     digest = hashlib.sha256(f"{vocab_size}|{len(texts)}|{'|'.join(SPECIAL_TOKENS)}".encode())
     for text in texts:
         digest.update(text.encode("utf-8", "surrogatepass"))
@@ -71,11 +72,9 @@ def train_bpe(texts: Sequence[str], vocab_size: int, name: str, verbose: bool = 
     """A byte-level BPE tokenizer with ``SPECIAL_TOKENS`` trained on ``texts``, cached under ``work_dir()`` by corpus."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    if vocab_size < MIN_VOCAB:
-        raise ValueError(f"vocab_size must be at least {MIN_VOCAB} (256 bytes + {len(SPECIAL_TOKENS)} special tokens), "
-                         f"got {vocab_size}")
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError("texts must be a non-empty list of strings (e.g. imdb.train.texts + imdb.unsup)")
+    vocab_size = check.integer(vocab_size, "vocab_size", MIN_VOCAB,
+                               hint=f"It counts 256 bytes + {len(SPECIAL_TOKENS)} special tokens at least.")
+    texts = check.texts(texts, allow_empty=False)  # e.g. imdb.train.texts + imdb.unsup
     path = tokenizer_path(name)
     fingerprint = corpus_fingerprint(texts, vocab_size)
     cached = _load_cached(path, fingerprint)
@@ -99,7 +98,7 @@ def train_bpe(texts: Sequence[str], vocab_size: int, name: str, verbose: bool = 
 
 def encode(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
     """Token ids of each text (no special tokens), as int32 arrays; encoded in chunks to keep memory flat."""
-    texts, out = list(texts), []
+    texts, out = check.texts(texts), []
     for i in range(0, len(texts), 2000):  # an Encoding object holds far more than its ids: keep few alive at once
         out += [np.asarray(e.ids, dtype=np.int32) for e in tokenizer.encode_batch_fast(texts[i : i + 2000],
                                                                                         add_special_tokens=False)]
@@ -108,17 +107,16 @@ def encode(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
 
 def control_id(tokenizer, label: int) -> int:
     """The id of the control token for a review label: 1 -> ``<pos>``, 0 -> ``<neg>``, -1 (unlabelled) -> ``<unl>``."""
-    if label not in CONDITIONS:
+    if not check.is_integer(label) or label not in CONDITIONS:
         raise ValueError(f"label must be 1 (positive), 0 (negative) or -1 (unlabelled), got {label!r}")
     return int(tokenizer.token_to_id(CONDITIONS[label]))
 
 
 def token_stream(docs: Sequence[np.ndarray], labels: Sequence[int], tokenizer) -> tuple[np.ndarray, np.ndarray]:
     """Join reviews as ``<control> review <eor>`` into one stream; return the tokens and each token's condition index."""
-    if len(docs) != len(labels):
-        raise ValueError(f"got {len(docs)} reviews but {len(labels)} labels")
-    if not len(docs):
-        raise ValueError("token_stream needs at least one review")
+    docs = check.id_sequences(docs, "docs", allow_empty=False)
+    labels = check.array(labels, "labels", integers=True)  # each one is checked by control_id
+    check.same_length(docs=docs, labels=labels)
     eor = tokenizer.token_to_id(EOR)
     parts, conds = [], []
     for ids, label in zip(docs, labels, strict=True):
@@ -131,11 +129,13 @@ def token_stream(docs: Sequence[np.ndarray], labels: Sequence[int], tokenizer) -
 def random_windows(tokens: np.ndarray, conds: np.ndarray, context: int, batch_size: int,
                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A batch of random windows: inputs (batch, context), next-token targets and conditions, as int64 arrays."""
-    if len(tokens) != len(conds):
-        raise ValueError(f"tokens ({len(tokens)}) and conds ({len(conds)}) must have the same length")
-    if context < 1 or len(tokens) < context + 2:
-        raise ValueError(f"need a context of at least 1 and a stream longer than context + 1 ({context + 1}); "
-                         f"got context {context} and {len(tokens)} tokens")
+    tokens, conds = check.stream(tokens, conds)
+    context, batch_size = check.integer(context, "context", 1), check.integer(batch_size, "batch_size", 1)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy Generator such as np.random.default_rng(0), got {check.describe(rng)}")
+    if len(tokens) < context + 2:
+        raise ValueError(f"need a stream longer than context + 1 ({context + 1}); got context {context} and "
+                         f"{len(tokens)} tokens")
     starts = rng.integers(0, len(tokens) - context, size=batch_size)
     offsets = starts[:, None] + np.arange(context)[None, :]
     return tokens[offsets].astype(np.int64), tokens[offsets + 1].astype(np.int64), conds[offsets].astype(np.int64)
@@ -143,8 +143,8 @@ def random_windows(tokens: np.ndarray, conds: np.ndarray, context: int, batch_si
 
 def sequential_windows(tokens: np.ndarray, conds: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The stream cut into consecutive non-overlapping windows (the tail that does not fill one is dropped)."""
-    if len(tokens) != len(conds):
-        raise ValueError(f"tokens ({len(tokens)}) and conds ({len(conds)}) must have the same length")
+    tokens, conds = check.stream(tokens, conds)
+    context = check.integer(context, "context", 1)
     n = (len(tokens) - 1) // context
     if n < 1:
         raise ValueError(f"the stream ({len(tokens)} tokens) is too short for one window of {context} + 1 tokens")
@@ -155,9 +155,12 @@ def sequential_windows(tokens: np.ndarray, conds: np.ndarray, context: int) -> t
 
 def unigram_logprobs(train_tokens: np.ndarray, targets: np.ndarray, vocab_size: int, alpha: float = 1.0) -> np.ndarray:
     """Natural-log probabilities of ``targets`` under an add-``alpha`` unigram model counted on ``train_tokens``."""
-    counts = np.bincount(np.asarray(train_tokens).ravel(), minlength=vocab_size).astype(np.float64)
+    vocab_size = check.integer(vocab_size, "vocab_size", 1)
+    alpha = check.number(alpha, "alpha", 1e-12, hint="Add-alpha smoothing needs alpha > 0 (1.0 is add-one).")
+    train_tokens = check.token_ids(train_tokens, "train_tokens", vocab_size, flat=True)
+    counts = np.bincount(train_tokens, minlength=vocab_size).astype(np.float64)
     probs = (counts + alpha) / (counts.sum() + alpha * vocab_size)
-    return np.log(probs[np.asarray(targets)])
+    return np.log(probs[check.token_ids(targets, "targets", vocab_size)])
 
 
 def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndarray, vocab_size: int,
@@ -167,10 +170,13 @@ def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndar
     p(w | v) = max(c(v, w) - D, 0) / c(v) + D * N(v) / c(v) * p_uni(w), where N(v) is the number of distinct words
     seen after v and p_uni the add-one unigram; a never-seen v falls back to p_uni.
     """
-    if not 0 < discount < 1:
-        raise ValueError(f"discount must be between 0 and 1, got {discount}")
-    train_tokens = np.asarray(train_tokens, dtype=np.int64).ravel()
-    prev, targets = np.asarray(prev, dtype=np.int64), np.asarray(targets, dtype=np.int64)
+    if not 0 < check.number(discount, "discount") < 1:
+        raise ValueError(f"discount must be between 0 and 1 (exclusive), got {discount}")
+    vocab_size = check.integer(vocab_size, "vocab_size", 1)
+    train_tokens = check.token_ids(train_tokens, "train_tokens", vocab_size, flat=True)
+    if len(train_tokens) < 2:
+        raise ValueError(f"train_tokens must hold at least two tokens to count a bigram, got {len(train_tokens)}")
+    prev, targets = check.token_ids(prev, "prev", vocab_size), check.token_ids(targets, "targets", vocab_size)
     if prev.shape != targets.shape:
         raise ValueError(f"prev {prev.shape} and targets {targets.shape} must have the same shape")
     p_uni = np.exp(unigram_logprobs(train_tokens, np.arange(vocab_size), vocab_size))
@@ -190,10 +196,21 @@ def bigram_logprobs(train_tokens: np.ndarray, prev: np.ndarray, targets: np.ndar
 
 def perplexity(logprobs: np.ndarray) -> float:
     """exp of the mean negative log-likelihood (natural log) per token."""
-    logprobs = np.asarray(logprobs, dtype=np.float64)
+    check.not_a_string(logprobs, "logprobs", "numbers")
+    logprobs = check.asarray(logprobs, "logprobs")
+    if logprobs.dtype.kind not in "iuf" or logprobs.ndim == 0:
+        raise TypeError(f"logprobs must be an array of natural-log probabilities, one per token, got "
+                        f"{check.describe(logprobs)}")
+    logprobs = logprobs.astype(np.float64).ravel()
     if logprobs.size == 0:
-        raise ValueError("perplexity of no tokens is undefined")
-    return float(math.exp(-logprobs.mean()))
+        raise ValueError("logprobs is empty, and the perplexity of no tokens is undefined; pass at least one")
+    if np.isnan(logprobs).any():
+        raise ValueError("logprobs holds NaN; pass finite log-probabilities")
+    if logprobs.max() > 1e-4:  # float rounding can push a log(1) a hair above 0
+        raise ValueError(f"logprobs must be log-probabilities (<= 0), got values up to {logprobs.max():g}: losses "
+                         "(negative log-likelihoods) are >= 0, so pass -losses")
+    with np.errstate(over="ignore"):  # a mean loss above ~709 nats overflows to an infinite perplexity
+        return float(np.exp(-logprobs.mean()))
 
 
 def tfidf_judge(texts: Sequence[str], labels: Sequence[int]):
@@ -202,9 +219,10 @@ def tfidf_judge(texts: Sequence[str], labels: Sequence[int]):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    labels = np.asarray(labels)
-    if len(texts) != len(labels) or set(np.unique(labels)) - {0, 1} or len(np.unique(labels)) < 2:
-        raise ValueError("tfidf_judge needs as many 0/1 labels as texts, with both classes present")
+    texts, labels = check.texts(texts), check.class_labels(labels, "labels")
+    check.same_length(texts=texts, labels=labels)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("labels must hold both classes (0 and 1) to fit a judge, got only one")
     judge = make_pipeline(
         HashingVectorizer(ngram_range=(1, 2), n_features=2**20, alternate_sign=False, norm=None, dtype=np.float32),
         TfidfTransformer(sublinear_tf=True),
@@ -215,8 +233,10 @@ def tfidf_judge(texts: Sequence[str], labels: Sequence[int]):
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval (95 % by default) for a proportion of ``successes`` out of ``n``."""
-    if n <= 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n and n > 0, got successes={successes}, n={n}")
+    n = check.integer(n, "n", 1, hint="n is the number of trials.")
+    successes = check.integer(successes, "successes", 0, n, hint="successes is a count, not a rate: for a rate r pass "
+                              "round(r * n).")
+    z = check.number(z, "z", 1e-9, hint="z is the normal quantile, 1.96 for 95 %.")
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)

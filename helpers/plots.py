@@ -9,14 +9,28 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from . import validate as check
+
 WIDTH = 8.0  # inches: fits a notebook column at the default DPI
 
 
 def _history_dict(history: Any) -> dict[str, list[float]]:
     raw = getattr(history, "history", history)
-    if not isinstance(raw, Mapping):
-        raise TypeError("Pass a Keras History or a mapping of metric name -> list of per-epoch values.")
-    return {str(k): [float(x) for x in v] for k, v in raw.items()}
+    if not isinstance(raw, Mapping) or not raw:
+        raise TypeError(f"history must be a Keras History or a mapping of metric name -> list of per-epoch values, "
+                        f"got {check.describe(raw)}")
+    hist = {}
+    for key, values in raw.items():
+        if isinstance(values, str | bytes | Mapping) or not hasattr(values, "__len__") or not len(values):
+            raise TypeError(f"history[{key!r}] must be a non-empty list of per-epoch values, got {check.describe(values)}")
+        hist[str(key)] = check.array(values, f"history[{key!r}]", finite=False).astype(float).tolist()  # NaN: diverged
+    for key in hist:
+        base = key.removeprefix("val_")
+        if key.startswith("val_") and len(hist.get(base, hist[key])) != len(hist[key]):
+            raise ValueError(f"history[{key!r}] has {len(hist[key])} epochs but history[{base!r}] has {len(hist[base])}")
+    if all(k.startswith("val_") for k in hist):
+        raise ValueError(f"history holds only validation metrics ({', '.join(hist)}); pass the training ones too")
+    return hist
 
 
 def training_curves(history: Any, title: str = "Training curves") -> Figure:
@@ -41,8 +55,13 @@ def training_curves(history: Any, title: str = "Training curves") -> Figure:
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str] = ("negative", "positive"),
                      title: str = "Confusion matrix") -> Figure:
     """Counts and row percentages of true vs predicted classes."""
-    y_true, y_pred = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    labels = check.words(labels, "labels")
     k = len(labels)
+    if k < 2:
+        raise ValueError(f"labels must name at least two classes, got {labels!r}")
+    y_true, y_pred = check.class_labels(y_true, "y_true", k), check.class_labels(y_pred, "y_pred", k)
+    if not check.same_length(y_true=y_true, y_pred=y_pred):
+        raise ValueError("y_true and y_pred are empty; pass one true and one predicted class per review")
     counts = np.zeros((k, k), dtype=int)
     np.add.at(counts, (y_true, y_pred), 1)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -62,10 +81,12 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], labels: Seque
 def embedding_projection(coords: np.ndarray, words: Sequence[str], groups: Sequence[str] | None = None,
                          title: str = "Word vectors projected to 2-D", method: str = "PCA") -> Figure:
     """Scatter of 2-D word coordinates, labelled with the words and coloured by group."""
-    coords = np.asarray(coords, dtype=float)
-    if coords.ndim != 2 or coords.shape[1] != 2 or len(coords) != len(words):
-        raise ValueError("coords must have shape (len(words), 2)")
-    groups = list(groups) if groups is not None else ["words"] * len(words)
+    words = check.words(words, "words")
+    coords = check.array(coords, "coords", ndim=2)
+    if coords.shape != (len(words), 2) or not words:
+        raise ValueError(f"coords must have shape (len(words), 2) = ({len(words)}, 2), got {coords.shape}")
+    groups = check.words(groups, "groups") if groups is not None else ["words"] * len(words)
+    check.same_length(words=words, groups=groups)
     fig, ax = plt.subplots(figsize=(WIDTH, 6))
     for group in dict.fromkeys(groups):
         mask = np.array([g == group for g in groups])
@@ -83,9 +104,10 @@ def embedding_projection(coords: np.ndarray, words: Sequence[str], groups: Seque
 def attention_heatmap(weights: np.ndarray, tokens: Sequence[str], title: str = "Attention weights",
                       key_tokens: Sequence[str] | None = None) -> Figure:
     """Heatmap of an attention matrix (rows: query tokens attending, columns: key tokens attended to)."""
-    weights = np.asarray(weights, dtype=float)
-    key_tokens = list(key_tokens) if key_tokens is not None else list(tokens)
-    if weights.shape != (len(tokens), len(key_tokens)):
+    tokens = check.words(tokens, "tokens")
+    key_tokens = check.words(key_tokens, "key_tokens") if key_tokens is not None else tokens
+    weights = check.array(weights, "weights", ndim=2, minimum=0.0, maximum=1.01)  # softmax output (scores need one first)
+    if weights.shape != (len(tokens), len(key_tokens)) or not tokens or not key_tokens:
         raise ValueError(f"weights has shape {weights.shape}, expected ({len(tokens)}, {len(key_tokens)})")
     size = min(max(4.0, 0.35 * len(key_tokens) + 2), WIDTH)
     fig, ax = plt.subplots(figsize=(size + 1, size))
@@ -102,7 +124,14 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
                    xlabel: str = "accuracy (%)", reference: float | None = None,
                    reference_label: str = "baseline") -> Figure:
     """Horizontal bars, one per method, labelled with their values; optional reference line."""
-    values = [float(v) for v in values]
+    names = check.words(names, "names")
+    values = check.array(values, "values", finite=False).astype(float).tolist()  # NaN (not measured) gets no bar
+    if any(np.isinf(values)):
+        raise ValueError(f"values must be finite (or NaN for a method not measured), got {values}")
+    if not check.same_length(names=names, values=values):
+        raise ValueError("names and values are empty; pass one name and one value per method")
+    if reference is not None:
+        reference = check.number(reference, "reference")
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
     bars = ax.barh(range(len(names)), values, color="tab:blue")
     ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=8)

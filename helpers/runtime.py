@@ -10,6 +10,8 @@ import sys
 
 import numpy as np
 
+from . import validate as check
+
 PRESET_ENV = "DLNLP_PRESET"
 SEED_ENV = "DLNLP_SEED"  # overrides a notebook's seed, to check its claims across seeds
 PRECISION_ENV = "DLNLP_PRECISION"  # auto (default), float32 or bfloat16
@@ -33,6 +35,7 @@ def seed_everything(seed: int = 42) -> int:
         except ValueError:
             raise ValueError(f"{SEED_ENV}={os.environ[SEED_ENV]!r} is not a whole number; unset it or set e.g. "
                              f"{SEED_ENV}=7.") from None
+    seed = check.integer(seed, "seed", 0, 2**32 - 1, hint="NumPy accepts seeds from 0 to 2**32 - 1.")
     random.seed(seed)
     np.random.seed(seed)
     if "keras" in sys.modules or "tensorflow" in sys.modules:
@@ -150,6 +153,8 @@ def _accelerator() -> str:
 
 def environment_report(packages: tuple[str, ...] = _REPORTED_PACKAGES) -> str:
     """One printable block: Python, OS, CPU count, accelerator, preset and installed package versions."""
+    if isinstance(packages, str) or not all(isinstance(name, str) for name in packages):
+        raise TypeError(f"packages must be a tuple of package names such as ('numpy', 'torch'), got {packages!r}")
     lines = [
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}",
         f"CPU cores: {os.cpu_count()}   accelerator: {_accelerator()}",

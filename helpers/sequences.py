@@ -9,6 +9,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from . import validate as check
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -21,16 +23,15 @@ class Batch:
 
 def keep_last(seqs: Sequence[Sequence[int]], max_len: int) -> list[np.ndarray]:
     """The last ``max_len`` ids of every sequence (a review's ending often states its verdict)."""
-    if max_len < 1:
-        raise ValueError(f"max_len must be at least 1, got {max_len}")
-    return [np.asarray(s, dtype=np.int32)[-max_len:] for s in seqs]
+    max_len = check.integer(max_len, "max_len", 1)
+    return [s.astype(np.int32)[-max_len:] for s in check.id_sequences(seqs, "seqs")]
 
 
 def bucket_batches(seqs: Sequence[np.ndarray], labels: np.ndarray, batch_size: int, step: int = 8) -> list[Batch]:
     """Batches of similar-length sequences, left-padded with 0 to the batch's longest, rounded up to ``step``."""
-    labels = np.asarray(labels)
-    if len(seqs) != len(labels):
-        raise ValueError(f"{len(seqs)} sequences but {len(labels)} labels")
+    seqs, labels = check.id_sequences(seqs, "seqs"), check.array(labels, "labels")
+    check.same_length(seqs=seqs, labels=labels)
+    batch_size, step = check.integer(batch_size, "batch_size", 1), check.integer(step, "step", 1)
     order = np.argsort([len(s) for s in seqs], kind="stable")
     batches = []
     for start in range(0, len(order), batch_size):
@@ -49,6 +50,8 @@ def embedding_matrix(vocabulary: Sequence[str], wv: Any, seed: int = 0) -> tuple
 
     Returns the matrix and the share of the vocabulary (padding and [UNK] excluded) found in ``wv``.
     """
+    vocabulary, wv = check.words(vocabulary, "vocabulary"), check.keyed_vectors(wv)
+    seed = check.integer(seed, "seed", 0)
     scale = float(np.std(wv.vectors))
     matrix = np.random.default_rng(seed).normal(0.0, scale, (len(vocabulary), wv.vector_size)).astype(np.float32)
     found = 0
@@ -62,7 +65,9 @@ def embedding_matrix(vocabulary: Sequence[str], wv: Any, seed: int = 0) -> tuple
 
 def most_confident_errors(probs: np.ndarray, labels: np.ndarray, k: int = 5) -> np.ndarray:
     """Indices of the ``k`` wrong predictions with the highest confidence, most confident first."""
-    probs, labels = np.asarray(probs, dtype=float).ravel(), np.asarray(labels).ravel()
+    probs, labels = check.probabilities(probs, "probs"), check.class_labels(labels, "labels")
+    check.same_length(probs=probs, labels=labels)
+    k = check.integer(k, "k", 0)
     wrong = np.flatnonzero((probs >= 0.5) != (labels == 1))
     confidence = np.abs(probs[wrong] - 0.5)
     return wrong[np.argsort(-confidence, kind="stable")[:k]]
@@ -74,7 +79,7 @@ class KeepLastTokens(keras.layers.Layer):
 
     def __init__(self, max_len: int, **kwargs: Any):
         super().__init__(**kwargs)
-        self.max_len = int(max_len)
+        self.max_len = check.integer(max_len, "max_len", 1)
 
     def call(self, ids):
         ops = keras.ops
