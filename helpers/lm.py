@@ -241,3 +241,95 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+# --- Evaluation helpers of notebook 04: sliding windows, bits per byte, a trigram, a dense bigram ---------------------
+
+
+def sliding_windows(tokens: np.ndarray, conds: np.ndarray, context: int,
+                    stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Windows starting every ``stride`` tokens, and a mask that scores each target once (the first window all of its
+    targets, every later window only its last ``stride``), so every scored token but the first few has at least
+    ``context - stride`` tokens of context."""
+    if len(tokens) != len(conds):
+        raise ValueError(f"tokens ({len(tokens)}) and conds ({len(conds)}) must have the same length")
+    if not 1 <= stride <= context:
+        raise ValueError(f"stride must be between 1 and context ({context}), got {stride}")
+    if len(tokens) < context + 1:
+        raise ValueError(f"the stream ({len(tokens)} tokens) is too short for one window of {context} + 1 tokens")
+    starts = np.arange(0, len(tokens) - context, stride)
+    offsets = starts[:, None] + np.arange(context)[None, :]
+    score = np.zeros(offsets.shape, dtype=bool)
+    score[0] = True
+    score[1:, context - stride:] = True
+    return (tokens[offsets].astype(np.int64), tokens[offsets + 1].astype(np.int64), conds[offsets].astype(np.int64),
+            score)
+
+
+def token_bytes(tokenizer) -> np.ndarray:
+    """UTF-8 bytes each token id stands for in a byte-level BPE tokenizer (one symbol per byte); special tokens 0."""
+    vocab = tokenizer.get_vocab()
+    out = np.zeros(tokenizer.get_vocab_size(), dtype=np.int64)
+    for piece, i in vocab.items():
+        out[i] = 0 if piece in SPECIAL_TOKENS else len(piece)
+    return out
+
+
+def bits_per_byte(nats: float, n_bytes: int) -> float:
+    """A total negative log-likelihood in nats spread over ``n_bytes`` bytes of text, in bits per byte."""
+    if n_bytes <= 0:
+        raise ValueError(f"n_bytes must be positive, got {n_bytes}")
+    if not math.isfinite(nats) or nats < 0:
+        raise ValueError(f"nats must be a finite non-negative total (a sum of -log p), got {nats}")
+    return float(nats / math.log(2) / n_bytes)
+
+
+def trigram_logprobs(train_tokens: np.ndarray, prev2: np.ndarray, prev1: np.ndarray, targets: np.ndarray,
+                     vocab_size: int, discount: float = 0.75) -> np.ndarray:
+    """Log-probabilities of ``targets`` after (``prev2``, ``prev1``) under an interpolated absolute-discount trigram.
+
+    p(w | u, v) = max(c(u, v, w) - D, 0) / c(u, v) + D * N(u, v) / c(u, v) * p_bigram(w | v), where p_bigram is
+    ``bigram_logprobs``'s model; a never-seen pair (u, v) falls back to the bigram.
+    """
+    if not 0 < discount < 1:
+        raise ValueError(f"discount must be between 0 and 1, got {discount}")
+    train_tokens = np.asarray(train_tokens, dtype=np.int64).ravel()
+    prev2, prev1, targets = (np.asarray(a, dtype=np.int64) for a in (prev2, prev1, targets))
+    if not prev2.shape == prev1.shape == targets.shape:
+        raise ValueError(f"prev2 {prev2.shape}, prev1 {prev1.shape} and targets {targets.shape} must have one shape")
+    V = vocab_size
+    p_bi = np.exp(bigram_logprobs(train_tokens, prev1, targets, V, discount))
+    keys, tri_counts = np.unique((train_tokens[:-2] * V + train_tokens[1:-1]) * V + train_tokens[2:], return_counts=True)
+    pairs, first = np.unique(keys // V, return_index=True)  # distinct (u, v) and where each one's run of keys starts
+    pair_counts = np.add.reduceat(tri_counts, first).astype(np.float64)
+    distinct_next = np.diff(np.append(first, len(keys)))
+    pair = prev2 * V + prev1
+    at = np.clip(np.searchsorted(pairs, pair), 0, len(pairs) - 1)
+    seen = pairs[at] == pair
+    query = pair * V + targets
+    pos = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+    c_uvw = np.where(keys[pos] == query, tri_counts[pos], 0).astype(np.float64)
+    c_uv = np.where(seen, pair_counts[at], 1.0)
+    p = np.where(seen, np.maximum(c_uvw - discount, 0) / c_uv + discount * distinct_next[at] / c_uv * p_bi, p_bi)
+    return np.log(p)
+
+
+def bigram_matrix(train_tokens: np.ndarray, vocab_size: int, discount: float = 0.75) -> np.ndarray:
+    """The whole (vocab, vocab) table of ``bigram_logprobs``'s p(w | v), row v, as float32: for sampling from it."""
+    if not 0 < discount < 1:
+        raise ValueError(f"discount must be between 0 and 1, got {discount}")
+    train_tokens = np.asarray(train_tokens, dtype=np.int64).ravel()
+    V = vocab_size
+    if train_tokens.size < 2 or train_tokens.min() < 0 or train_tokens.max() >= V:
+        raise ValueError(f"train_tokens must hold at least 2 ids in [0, {V}), got {train_tokens.size} tokens")
+    p_uni = np.exp(unigram_logprobs(train_tokens, np.arange(V), V)).astype(np.float32)
+    counts = np.bincount(train_tokens[:-1] * V + train_tokens[1:], minlength=V * V).reshape(V, V).astype(np.float32)
+    c_v = counts.sum(axis=1, keepdims=True)
+    n_v = (counts > 0).sum(axis=1, keepdims=True).astype(np.float32)
+    safe = np.where(c_v > 0, c_v, 1.0)
+    np.subtract(counts, discount, out=counts)
+    np.maximum(counts, 0, out=counts)
+    counts /= safe
+    counts += (discount * n_v / safe) * p_uni[None, :]
+    counts[c_v[:, 0] == 0] = p_uni  # a never-seen v: the unigram
+    return counts

@@ -162,3 +162,30 @@ def environment_report(packages: tuple[str, ...] = _REPORTED_PACKAGES) -> str:
         "packages: " + ", ".join(f"{name} {_version(name)}" for name in packages),
     ]
     return "\n".join(lines)
+
+
+def faster_precision(step, repeats: int = 3, margin: float = 0.05, timer=None) -> tuple[bool, dict[str, float]]:
+    """Time ``step(use_bfloat16)`` both ways (one untimed warm-up call each, then the best of ``repeats``); return
+    whether bfloat16 is faster by more than ``margin`` and the seconds per call of each. ``$DLNLP_PRECISION`` overrides."""
+    import time
+
+    if not callable(step):
+        raise ValueError(f"step must be a function of one bool (use bfloat16 or not), got {type(step).__name__}")
+    if repeats < 1 or not 0 <= margin < 1:
+        raise ValueError(f"repeats must be >= 1 and margin in [0, 1); got repeats={repeats}, margin={margin}")
+    timer = time.perf_counter if timer is None else timer
+    forced = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if forced not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"{PRECISION_ENV}={forced!r} is not a precision; use auto, float32 or bfloat16.")
+    seconds = {}
+    for name, use_bf16 in (("float32", False), ("bfloat16", True)):
+        step(use_bf16)  # warm-up: first calls pick and compile kernels
+        best = float("inf")
+        for _ in range(repeats):
+            start = timer()
+            step(use_bf16)
+            best = min(best, timer() - start)
+        seconds[name] = best
+    if forced != "auto":
+        return forced == "bfloat16", seconds
+    return seconds["bfloat16"] < (1 - margin) * seconds["float32"], seconds

@@ -56,6 +56,67 @@ def _control_low(rows: Rows) -> float | None:
     return None if r is None or not r.get("control_interval") else r["control_interval"][0]
 
 
+def _trigram_gain(rows: Rows) -> float | None:
+    """How far the GPT's validation perplexity is below the interpolated trigram's, as a share of the trigram's."""
+    r = _gpt(rows)
+    return None if r is None or not r.get("trigram_perplexity") else 1 - r["val_perplexity"] / r["trigram_perplexity"]
+
+
+def _control_over_bigram(rows: Rows) -> float | None:
+    """The GPT's control accuracy minus that of the class-conditional bigram judged by the same judge."""
+    r = _gpt(rows)
+    if r is None or r.get("control_accuracy") is None or r.get("bigram_control_accuracy") is None:
+        return None
+    return r["control_accuracy"] - r["bigram_control_accuracy"]
+
+
+def _finetune_rows(rows: Rows) -> tuple[dict | None, dict | None]:
+    """Notebook 04's fine-tuned GPT classifiers: (pretrained body, same network from scratch), if recorded."""
+    tuned = [r for r in rows if r.get("budget_accuracies")]
+    pre = next((r for r in tuned if r.get("pretraining") not in (None, "none")), None)
+    return pre, next((r for r in tuned if r.get("pretraining") == "none"), None)
+
+
+def _pretraining_gaps(rows: Rows) -> dict[int, float]:
+    """Label budget -> mean over seeds of (pretrained minus scratch) accuracy, from the fine-tuned rows."""
+    pre, scratch = _finetune_rows(rows)
+    if pre is None or scratch is None:
+        return {}
+    a, b = pre["budget_accuracies"], scratch["budget_accuracies"]
+    return {int(k): sum(a[k]) / len(a[k]) - sum(b[k]) / len(b[k]) for k in sorted(a, key=int) if k in b and a[k] and b[k]}
+
+
+def _smallest_gap(rows: Rows) -> float | None:
+    gaps = _pretraining_gaps(rows)
+    return min(gaps.values()) if gaps else None
+
+
+def lm_figures(entry: dict) -> list[str]:
+    """Markdown lines for notebook 04's language-model figures (perplexity, bits per byte, control, pretraining)."""
+    rows = entry.get("rows", [])
+    r = _gpt(rows)
+    if entry.get("notebook") != "04_transformers_from_scratch" or r is None or not r.get("trigram_perplexity"):
+        return []
+    md = ["", "Notebook 04, validation (sliding window for the GPT):", "",
+          "| model | perplexity | bits per byte |", "|---|---|---|",
+          f"| GPT | {_fmt(r.get('val_perplexity'), '.1f')} | {_fmt(r.get('val_bits_per_byte'), '.3f')} |",
+          f"| trigram | {_fmt(r.get('trigram_perplexity'), '.1f')} | {_fmt(r.get('trigram_bits_per_byte'), '.3f')} |",
+          f"| bigram | {_fmt(r.get('bigram_perplexity'), '.1f')} | {_fmt(r.get('bigram_bits_per_byte'), '.3f')} |",
+          f"| unigram | {_fmt(r.get('unigram_perplexity'), '.1f')} | – |"]
+    if r.get("control_interval") and r.get("bigram_control_interval"):
+        (lo, hi), (blo, bhi) = r["control_interval"], r["bigram_control_interval"]
+        md += ["", f"Control accuracy (95 % interval): GPT {r['control_accuracy']:.3f} ({lo:.3f}-{hi:.3f}), "
+                   f"class-conditional bigram {r['bigram_control_accuracy']:.3f} ({blo:.3f}-{bhi:.3f})."]
+    pre, scratch = _finetune_rows(rows)
+    if pre is not None and scratch is not None:
+        md += ["", "| labelled reviews | pretrained GPT body | same network from scratch | gap (points) |", "|---|---|---|---|"]
+        for budget, gap in _pretraining_gaps(rows).items():
+            a, b = pre["budget_accuracies"][str(budget)], scratch["budget_accuracies"][str(budget)]
+            md.append(f"| {budget:,} | {' / '.join(f'{x:.3f}' for x in a)} | {' / '.join(f'{x:.3f}' for x in b)} | "
+                      f"{100 * gap:+.1f} |")
+    return md
+
+
 def _not_baseline(r: dict) -> bool:
     return "tf-idf" not in r["method"].lower()
 
@@ -81,11 +142,16 @@ METRIC_TARGETS: dict[tuple[str, str], list[tuple[str, Callable[[Rows], float | N
     ],
     ("04_transformers_from_scratch", "small"): [
         ("GPT perplexity below the bigram's (1 - GPT / bigram)", lambda rows: _gain(rows), 0.0),
-        ("GPT control accuracy, lower end of its 95 % interval", lambda rows: _control_low(rows), 0.5),
+        ("GPT control accuracy, lower end of its 95 % interval", lambda rows: _control_low(rows), 0.75),
+        ("GPT perplexity below the trigram's (1 - GPT / trigram)", lambda rows: _trigram_gain(rows), 0.0),
+        ("GPT control accuracy minus the class-conditional bigram's", lambda rows: _control_over_bigram(rows), 0.0),
+        ("pretrained GPT classifier minus scratch, smallest gap over budgets", lambda rows: _smallest_gap(rows), 0.05),
     ],
     ("04_transformers_from_scratch", "full"): [
         ("GPT perplexity below the bigram's (1 - GPT / bigram)", lambda rows: _gain(rows), 0.30),
         ("GPT control accuracy", lambda rows: _best(rows, "control_accuracy", _method_has("gpt")), 0.90),
+        ("GPT perplexity below the trigram's (1 - GPT / trigram)", lambda rows: _trigram_gain(rows), 0.0),
+        ("pretrained GPT classifier minus scratch, smallest gap over budgets", lambda rows: _smallest_gap(rows), 0.05),
     ],
     ("03_bert_classification", "full"): [
         ("fine-tuned BERT, full test set", lambda rows: _best(rows, "test_accuracy", _method_has("fine-tun")), 0.925),
@@ -194,6 +260,8 @@ def render(store: dict) -> str:
                 md.append(f"| {e['notebook']} | {r['method']} | {_fmt(r.get('subset_accuracy'), '.3f')} | "
                           f"{_fmt(r.get('test_accuracy'), '.3f')} | {_fmt(r.get('train_seconds'), '.0f')} | "
                           f"{_fmt(r.get('n_params'), ',')} | {_fmt(r.get('ms_per_review'), '.2f')} |")
+        for e in entries:
+            md += lm_figures(e)
         md.append("")
     return "\n".join(md)
 

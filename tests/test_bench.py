@@ -75,3 +75,33 @@ def test_gpt_targets_read_perplexity_and_control() -> None:
     assert _read("04_transformers_from_scratch", "small", "GPT control")(rows) == 0.62
     assert _read("04_transformers_from_scratch", "full", "GPT control")(rows) == 0.72
     assert _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows[1:]) is None
+
+
+NB04_ROWS = [{"method": "GPT from scratch as generative classifier", "val_perplexity": 60.0, "bigram_perplexity": 80.0,
+              "trigram_perplexity": 45.0, "unigram_perplexity": 400.0, "val_bits_per_byte": 1.9,
+              "bigram_bits_per_byte": 2.0, "trigram_bits_per_byte": 1.7, "control_accuracy": 0.70,
+              "control_interval": [0.64, 0.75], "bigram_control_accuracy": 0.66, "bigram_control_interval": [0.6, 0.71]},
+             {"method": "GPT body pretrained on IMDB, fine-tuned", "pretraining": "IMDB", "labelled_reviews": 2000,
+              "budget_accuracies": {"500": [0.60, 0.62, 0.64], "2000": [0.75, 0.74, 0.76]}},
+             {"method": "GPT body from scratch, fine-tuned", "pretraining": "none", "labelled_reviews": 2000,
+              "budget_accuracies": {"500": [0.50, 0.52, 0.51], "2000": [0.72, 0.73, 0.71]}}]
+
+
+def test_gpt_targets_read_trigram_control_baseline_and_pretraining_gap() -> None:
+    assert abs(_read("04_transformers_from_scratch", "small", "GPT perplexity below the trigram")(NB04_ROWS)
+               - (1 - 60 / 45)) < 1e-12
+    assert abs(_read("04_transformers_from_scratch", "small", "GPT control accuracy minus")(NB04_ROWS) - 0.04) < 1e-12
+    gap = _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS)
+    assert abs(gap - 0.03) < 1e-9  # 2,000 labels: 0.75 - 0.72; 500 labels: 0.62 - 0.51
+    assert _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS[:2]) is None
+    assert _read("04_transformers_from_scratch", "small", "GPT perplexity below the trigram")(NB04_ROWS[1:]) is None
+
+
+def test_lm_figures_render_only_for_notebook_04_with_new_fields() -> None:
+    entry = {"notebook": "04_transformers_from_scratch", "rows": NB04_ROWS}
+    md = "\n".join(bench.lm_figures(entry))
+    assert "| trigram | 45.0 | 1.700 |" in md and "| GPT | 60.0 | 1.900 |" in md
+    assert "| 500 | 0.600 / 0.620 / 0.640 | 0.500 / 0.520 / 0.510 | +11.0 |" in md
+    assert "class-conditional bigram 0.660" in md
+    assert bench.lm_figures({"notebook": "04_transformers_from_scratch", "rows": [{"method": "GPT", "val_perplexity": 5}]}) == []
+    assert bench.lm_figures({**entry, "notebook": "03_bert_classification"}) == []

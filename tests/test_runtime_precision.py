@@ -1,0 +1,39 @@
+"""Unit tests for helpers.runtime.faster_precision: precision chosen by timing, with a fake timer."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from helpers import runtime
+
+
+def fake_timer(float32_s: float, bfloat16_s: float, repeats: int = 3):
+    """A clock that advances by float32_s per timed float32 call and bfloat16_s per timed bfloat16 call."""
+    steps = [d for per_call in (float32_s, bfloat16_s) for _ in range(repeats) for d in (per_call, 0.0)]
+    ticks = itertools.accumulate([0.0, *steps])
+    return lambda: next(ticks)
+
+
+@pytest.mark.parametrize("f32, bf16, expected", [(1.0, 0.5, True), (0.5, 1.0, False), (1.0, 0.97, False)])
+def test_faster_precision_picks_the_faster_one(monkeypatch, f32, bf16, expected) -> None:
+    monkeypatch.delenv(runtime.PRECISION_ENV, raising=False)
+    calls = []
+    use_bf16, seconds = runtime.faster_precision(calls.append, timer=fake_timer(f32, bf16))
+    assert use_bf16 is expected  # within the 5 % margin float32 stays
+    assert seconds == pytest.approx({"float32": f32, "bfloat16": bf16})
+    assert calls == [False] * 4 + [True] * 4  # a warm-up and three timed calls each
+
+
+def test_faster_precision_obeys_the_override_and_rejects_bad_input(monkeypatch) -> None:
+    monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
+    assert runtime.faster_precision(lambda b: None, timer=fake_timer(1.0, 0.1))[0] is False
+    monkeypatch.setenv(runtime.PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match="not a precision"):
+        runtime.faster_precision(lambda b: None)
+    monkeypatch.delenv(runtime.PRECISION_ENV)
+    with pytest.raises(ValueError, match="repeats"):
+        runtime.faster_precision(lambda b: None, repeats=0)
+    with pytest.raises(ValueError, match="step must be"):
+        runtime.faster_precision("fast")
