@@ -20,7 +20,9 @@ from .validate import describe
 
 RESULTS_NAME = "results.json"
 PRETRAINING_NONE, PRETRAINING_IMDB, PRETRAINING_EXTERNAL = "none", "IMDB unlabelled reviews", "external text"
-PRETRAINING = (PRETRAINING_NONE, PRETRAINING_IMDB)  # or "external text (<model or corpus>)"
+PRETRAINING = (PRETRAINING_NONE, PRETRAINING_IMDB)
+# or one of these followed by what exactly, in brackets: "external text (all-MiniLM-L6-v2)", "IMDB reviews (...)"
+PRETRAINING_DETAILED = (PRETRAINING_EXTERNAL, "IMDB reviews")
 RESERVED = frozenset({"notebook", "method", "preset", "recorded_at"})
 
 
@@ -103,10 +105,12 @@ def _optional(value: Any, name: str, kind: Callable[..., Any], *args: Any, **kwa
 
 
 def _pretraining(value: str, name: str) -> str:
-    if not isinstance(value, str) or not (value in PRETRAINING or (value.startswith(PRETRAINING_EXTERNAL + " (")
-                                                                    and value.endswith(")") and len(value) > 16)):
-        raise ValueError(f"{name} must be {' or '.join(map(repr, PRETRAINING))} or {PRETRAINING_EXTERNAL!r} followed by "
-                         f"its name in brackets, e.g. 'external text (all-MiniLM-L6-v2)'; got {describe(value)}")
+    detailed = isinstance(value, str) and value.startswith(tuple(f"{p} (" for p in PRETRAINING_DETAILED)) \
+        and value.endswith(")") and not value.endswith("()")
+    if not isinstance(value, str) or not (value in PRETRAINING or detailed):
+        raise ValueError(f"{name} must be {' or '.join(map(repr, PRETRAINING))}, or {' or '.join(map(repr, PRETRAINING_DETAILED))} "
+                         f"followed by what exactly in brackets, e.g. 'external text (all-MiniLM-L6-v2)'; "
+                         f"got {describe(value)}")
     return value
 
 

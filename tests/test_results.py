@@ -80,7 +80,7 @@ def test_path_accepts_only_a_results_file(isolated_work_dir: Path) -> None:
     ({"train_seconds": -1.0}, ValueError, "train_seconds must be at least 0"),
     ({"n_params": 1.5}, TypeError, "n_params must be a whole number"),
     ({"labelled_reviews": -3}, ValueError, "labelled_reviews must be at least 0"),
-    ({"pretraining": "wikipedia"}, ValueError, "pretraining must be 'none' or 'IMDB unlabelled reviews' or 'external"),
+    ({"pretraining": "wikipedia"}, ValueError, "pretraining must be 'none' or 'IMDB unlabelled reviews', or 'external text'"),
     ({"preset": "full"}, ValueError, "preset cannot be passed"),
     ({"val_perplexity": float("inf")}, ValueError, "val_perplexity must be a finite number"),
     ({"probs": np.zeros(3)}, TypeError, "probs must be a JSON value.*tolist"),
@@ -124,3 +124,16 @@ def test_eight_processes_writing_at_once_lose_no_row(isolated_work_dir: Path) ->
     assert {(r["notebook"], r["method"]) for r in rows} == {
         (f"nb{i}", f"method{j}") for i in range(PROCESSES) for j in range(ROWS_EACH)}
     assert not list(isolated_work_dir.glob("*.tmp"))
+
+
+@pytest.mark.parametrize("value", ["none", "IMDB unlabelled reviews", "external text (all-MiniLM-L6-v2)",
+                                   "IMDB reviews (section 3's GPT; its condition saw the training labels)"])
+def test_pretraining_names_what_a_model_saw_before_its_labels(tmp_path: Path, value: str) -> None:
+    row = record_result("04", "m", subset_accuracy=0.7, pretraining=value, path=tmp_path / "results.json")
+    assert row["pretraining"] == value
+
+
+@pytest.mark.parametrize("value", ["IMDB", "external text", "external text ()", "wikipedia", 3])
+def test_pretraining_of_another_form_is_refused(tmp_path: Path, value: object) -> None:
+    with pytest.raises(ValueError, match="pretraining must be"):
+        record_result("04", "m", subset_accuracy=0.7, pretraining=value, path=tmp_path / "results.json")
