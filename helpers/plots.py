@@ -63,6 +63,15 @@ def alt_text(fig: Figure) -> str:
     return " ".join(p for p in parts if p.strip(". ")) or "Figure without title or axis labels."
 
 
+def overlapping_labels(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of text labels drawn inside any axes (annotations, bar labels) whose boxes overlap; [] when all read clearly."""
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_visible() and t.get_text().strip()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(texts)) for j in range(i + 1, len(texts))
+            if boxes[i].overlaps(boxes[j])]
+
+
 def attach_alt_text(shell: Any = None) -> bool:
     """Make IPython show every figure with ``alt_text`` (and its label, if any) in the image metadata; False outside IPython."""
     if shell is None:

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from helpers import plots  # noqa: E402
@@ -71,3 +72,11 @@ def test_comparison_bar_rounds_labels_to_one_decimal() -> None:
     assert ax.get_legend().get_texts()[0].get_text() == "TF-IDF (81.8)"
     ax = plots.comparison_bar(["x"], [0.5], decimals=3).axes[0]
     assert [t.get_text() for t in ax.texts] == ["0.500"]
+
+
+def test_overlapping_labels_finds_labels_drawn_on_top_of_each_other() -> None:
+    words = ["good", "great", "bad"]
+    apart = plots.embedding_projection(np.array([[0.0, 0.0], [5.0, 5.0], [10.0, 0.0]]), words)
+    assert plots.overlapping_labels(apart) == []
+    close = plots.embedding_projection(np.array([[0.0, 0.0], [0.01, 0.0], [10.0, 0.0]]), words)
+    assert plots.overlapping_labels(close) == [("good", "great")]
