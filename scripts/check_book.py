@@ -31,7 +31,9 @@ INSPECT = """async () => {
   return {
     images: imgs.length,
     broken: imgs.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.getAttribute('src')),
-    no_alt: imgs.filter(i => !(i.getAttribute('alt') || '').trim()).map(i => i.getAttribute('src')),
+    // docutils falls back to the file name when an image has no alt text: that counts as none
+    no_alt: imgs.filter(i => { const alt = (i.getAttribute('alt') || '').trim();
+      return !alt || alt === i.getAttribute('src') || /\.(png|jpe?g|gif|svg)$/i.test(alt); }).map(i => i.getAttribute('src')),
     math: math.length,
     unrendered: math.filter(m => !m.querySelector('mjx-container')).length,
     math_errors: document.querySelectorAll('mjx-merror').length,
