@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 project = "Deep learning for NLP with Python"
 author = "the dl-nlp tutorial authors"
 copyright = "the dl-nlp tutorial authors, MIT licence"  # noqa: A001 - Sphinx's name
-extensions = ["myst_nb", "alt_text"]
+extensions = ["myst_nb", "alt_text", "sphinx.ext.githubpages"]  # githubpages: .nojekyll, so Pages serves _static/
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "README.md"]
 root_doc = "index"
 

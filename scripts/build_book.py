@@ -124,8 +124,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"book: {count_pages(args.out)} pages in {args.out} ({seconds:.0f} s to stage and build); key figure "
           f"{'updated in ' + str(KEY_FIGURE) if staged['key_figure'] else 'not found, kept ' + str(KEY_FIGURE)}; "
           f"{staged['images_without_alt']} notebook image(s) without alt text")
-    if code == 0 and (args.out / ".nojekyll").exists() is False:
-        (args.out / ".nojekyll").write_text("")  # GitHub Pages: serve _static/ as it is
     return code
 
 

@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-INSPECT = """async () => {
+INSPECT = r"""async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) { await MathJax.startup.promise; }
   const imgs = [...document.querySelectorAll('img')];
   const math = [...document.querySelectorAll('.math')];
