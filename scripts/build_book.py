@@ -26,6 +26,9 @@ DOC_PAGES = ("benchmarks.md", "design-notes.md")
 # The part of MathJax 3 the site needs: TeX input with every extension, CommonHTML output and its fonts, and the
 # accessibility menu's components (loaded only when a reader turns them on).
 MATHJAX_PARTS = ("tex-chtml-full.js", "output/chtml", "a11y", "ui", "sre")
+# Launch badges the notebooks show, served by the book itself (book/_static/) so that a page loads nothing remote.
+LOCAL_BADGES = {"https://colab.research.google.com/assets/colab-badge.svg": "badge-colab.svg",
+                "https://mybinder.org/badge_logo.svg": "badge-binder.svg"}
 
 
 def copy_if_changed(src: Path | bytes, dest: Path) -> bool:
@@ -67,6 +70,17 @@ def images(nb: dict):
                 yield base64.b64decode("".join(png) if isinstance(png, list) else png), meta
 
 
+def local_badges(nb: dict) -> dict:
+    """The notebook with its markdown cells' launch-badge images pointing at the book's own copies."""
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "markdown":
+            text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            for url, name in LOCAL_BADGES.items():
+                text = text.replace(url, f"../_static/{name}")
+            cell["source"] = text
+    return nb
+
+
 def key_figure(notebooks: list[dict]) -> tuple[bytes, str] | None:
     """The README's figure: the last image labelled with the most wanted of ``KEY_FIGURE_LABELS``, with its alt."""
     found = [(meta.get("label"), png, meta.get("alt", "")) for nb in notebooks for png, meta in images(nb)]
@@ -84,7 +98,7 @@ def stage(executed: list[Path], src: Path, root: Path = ROOT) -> dict:
             copy_if_changed(path, src / path.relative_to(root / "book"))
     notebooks = [read_notebook(p) for p in executed]
     for path, nb in zip(executed, notebooks, strict=True):
-        copy_if_changed(json.dumps(nb, indent=1).encode(), src / "notebooks" / path.name)
+        copy_if_changed(json.dumps(local_badges(nb), indent=1).encode(), src / "notebooks" / path.name)
     for name in DOC_PAGES:
         copy_if_changed(root / "docs" / name, src / "docs" / name)
     figure = key_figure(notebooks)
