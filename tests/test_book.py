@@ -144,6 +144,17 @@ def test_key_figure_is_the_last_of_the_most_wanted_label() -> None:
     assert build_book.key_figure([_notebook(_png(None, "x", b"E"))]) is None
 
 
+def test_launch_badges_point_at_the_books_own_images() -> None:
+    badges = ["[![Colab](https://colab.research.google.com/assets/colab-badge.svg)](u) ",
+              "[![Binder](https://mybinder.org/badge_logo.svg)](v)"]
+    nb = {"cells": [{"cell_type": "markdown", "source": badges},
+                    {"cell_type": "code", "source": "'https://mybinder.org/badge_logo.svg'", "outputs": []}]}
+    cells = build_book.local_badges(nb)["cells"]
+    assert cells[0]["source"] == "[![Colab](../_static/badge-colab.svg)](u) [![Binder](../_static/badge-binder.svg)](v)"
+    assert cells[1]["source"] == "'https://mybinder.org/badge_logo.svg'"  # code is shown as it is
+    assert all((ROOT / "book" / "_static" / name).exists() for name in build_book.LOCAL_BADGES.values())
+
+
 def test_read_notebook_names_the_file_and_what_to_do(tmp_path: Path) -> None:
     bad = tmp_path / "x.ipynb"
     bad.write_text("not json")
@@ -251,6 +262,14 @@ def test_pages_workflow_builds_checks_and_deploys_on_push_to_main() -> None:
     assert upload["with"]["path"] == "build/book"
     deploy = flow["jobs"]["deploy"]
     assert deploy["needs"] == "build" and deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_readme_shows_the_key_figure_and_links_the_book() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    figure = ROOT / build_book.KEY_FIGURE
+    assert f"]({build_book.KEY_FIGURE.as_posix()})" in readme
+    assert figure.exists() and figure.stat().st_size < 300_000 and figure.read_bytes()[:4] == b"\x89PNG"
+    assert "run.py book" in readme and "github.io" in readme
 
 
 def test_built_output_is_ignored_by_git() -> None:
