@@ -10,7 +10,7 @@ ifdef VENV
 export DLNLP_VENV := $(VENV)
 endif
 
-TARGETS := setup tutorial run test unit prefetch bench check kernel check-html clean-venv
+TARGETS := setup tutorial run test unit prefetch bench check kernel check-html book check-book clean-venv
 
 .PHONY: $(TARGETS)
 

@@ -3,7 +3,8 @@
     python run.py tutorial     set up (first time) and open the notebooks in JupyterLab
     python run.py test         set up (first time), run the unit tests and every notebook (nbval)
 
-Other commands: setup, run, unit, prefetch, bench, check, kernel, check-html, clean-venv (``python run.py -h``).
+Other commands: setup, run, unit, prefetch, bench, check, kernel, check-html, book, check-book, clean-venv
+(``python run.py -h``).
 Extra arguments go to the tool underneath, e.g. ``python run.py test -k data``. The virtual environment is
 ``.venv`` beside this file unless ``--venv PATH`` or ``$DLNLP_VENV`` names another; ``--no-venv`` uses the Python
 that runs this script (conda, Binder). Only the standard library is used, so this runs before anything is installed.
@@ -41,6 +42,7 @@ PYTEST_NOTEBOOK_ARGS = ("--nbval-lax", "--nbval-cell-timeout=1800", "-p", "no:ca
 COLAB_STACK = Path("helpers") / "stack-colab.txt"
 REPO_URL = "https://github.com/dlnlp-tutorial/deep-learning-nlp-python"  # what the notebooks' install cell installs
 COLAB_TESTS = ("tests/test_splits.py",)  # the unit tests whose claims must hold on Colab's versions too
+BOOK_PRESET = "small"  # the book shows the notebooks as a 2-core laptop runs them
 
 
 class RunError(RuntimeError):
@@ -75,6 +77,15 @@ def names_tests(extra: Sequence[str]) -> bool:
         if not arg.startswith("-") and (path.endswith((".py", ".ipynb")) or path.split("/")[0] in ("tests", "notebooks")):
             return True
     return False
+
+
+def executed_copy(nb: Path, root: Path = ROOT) -> Path | None:
+    """The newest executed copy of notebook ``nb`` (``bench``'s or ``run``'s) newer than it and helpers/, else None."""
+    inputs = [root / nb, *(root / "helpers").glob("*.py")]
+    oldest_fresh = max(p.stat().st_mtime for p in inputs if p.exists())
+    copies = [root / "build" / f"bench-{BOOK_PRESET}" / nb.name, root / "build" / nb.name]
+    fresh = [p for p in copies if p.exists() and p.stat().st_mtime >= oldest_fresh]
+    return max(fresh, key=lambda p: p.stat().st_mtime, default=None)
 
 
 def command_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -136,11 +147,11 @@ class Runner:
         prefix = self.venv if self.venv is not None else Path(sys.prefix)
         return prefix / STAMP_NAME
 
-    def call(self, *args: str | Path, check: bool = True) -> int:
-        """Run ``python args...`` from the repository root with the series' environment variables."""
+    def call(self, *args: str | Path, check: bool = True, env: dict[str, str] | None = None) -> int:
+        """Run ``python args...`` from the repository root with the series' environment variables (and ``env``)."""
         cmd = [str(self.python), *map(str, args)]
         self.out("+ " + show(cmd))
-        code = self._call(cmd, cwd=self.root, env=command_env())
+        code = self._call(cmd, cwd=self.root, env={**command_env(), **(env or {})})
         if check and code != 0:
             raise RunError(f"`{show(cmd)}` failed (exit status {code}); see its messages above. Fix that, then "
                            "run the same command again (setup resumes where it stopped).")
@@ -257,6 +268,30 @@ class Runner:
         pages = sorted((self.root / "build").glob("*.html"))
         return self.call(Path("scripts") / "check_html.py", *(p.relative_to(self.root) for p in pages), *extra,
                          check=False)
+
+    def cmd_book(self, extra: list[str]) -> int:
+        """Set up, then build the book of executed notebooks into build/book (``--execute``: run them all again)."""
+        self.setup()
+        self.call("-m", "pip", "install", "-q", "-r", "requirements-book.txt")
+        force, extra = "--execute" in extra, [arg for arg in extra if arg != "--execute"]
+        executed = []
+        for nb in notebooks(self.root):
+            copy = None if force else executed_copy(nb, self.root)
+            if copy is None:  # each notebook runs at most once per command, and only when no fresh copy exists
+                self.out(f"== executing {nb.as_posix()} ({BOOK_PRESET} preset)")
+                self.call("-m", "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1",
+                          "--output-dir", "build", nb, env={"DLNLP_PRESET": BOOK_PRESET})
+                copy = self.root / "build" / nb.name
+            else:
+                self.out(f"== {nb.as_posix()}: reusing {copy.relative_to(self.root).as_posix()}")
+            executed.append(copy.relative_to(self.root))
+        return self.call(Path("scripts") / "build_book.py", *executed, *extra, check=False)
+
+    def cmd_check_book(self, extra: list[str]) -> int:
+        """Set up, then open every page of build/book in Chromium and check it (after ``book``)."""
+        self.setup()
+        self.call("-m", "pip", "install", "-q", "-r", "requirements-browser.txt")
+        return self.call(Path("scripts") / "check_book.py", *(extra or [Path("build") / "book"]), check=False)
 
     def cmd_clean_venv(self, extra: list[str]) -> int:
         """Delete the virtual environment (only if it is one)."""

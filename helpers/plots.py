@@ -1,4 +1,9 @@
-"""Plots for the notebooks; each returns a matplotlib Figure with a title, axis labels and units."""
+"""Plots for the notebooks; each returns a matplotlib Figure with a title, axis labels and units.
+
+Importing this module also sets a colour-blind-safe colour cycle (``PALETTE``) and, inside IPython, makes every
+matplotlib figure a notebook shows carry a text description (``alt_text``) as its image's ``alt`` metadata,
+which the book (``run.py book``) uses as the image's alternative text.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,83 @@ from matplotlib.figure import Figure
 from . import validate as check
 
 WIDTH = 8.0  # inches: fits a notebook column at the default DPI
+# Okabe & Ito's qualitative palette (2008), ordered so that neighbours differ most; tests/test_plots.py checks that
+# every pair stays distinguishable under simulated protanopia, deuteranopia and tritanopia.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000", "#F0E442")
+# Machado, Oliveira & Fernandes (2009), severity 1: linear-RGB matrices simulating each colour-vision deficiency.
+CVD_MATRICES = {
+    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
+    "tritanopia": ((1.255528, -0.076749, -0.178779), (-0.078411, 0.930809, 0.147602), (0.004733, 0.691367, 0.303900)),
+}
+plt.rcParams["axes.prop_cycle"] = plt.cycler(color=list(PALETTE))
+
+
+def _lab(hex_colours: Sequence[str], deficiency: str | None = None) -> np.ndarray:
+    """CIELAB (D65) coordinates of sRGB hex colours, optionally as seen with a simulated deficiency."""
+    rgb = np.array([[int(h.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)] for h in hex_colours])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    if deficiency is not None:
+        linear = np.clip(linear @ np.array(CVD_MATRICES[deficiency]).T, 0, 1)
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    t = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(t > (6 / 29) ** 3, np.cbrt(t), t / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], axis=1)
+
+
+def palette_min_distance(hex_colours: Sequence[str] = PALETTE) -> float:
+    """Smallest CIELAB distance (delta E 1976) between any two colours, over normal vision and three deficiencies."""
+    worst = np.inf
+    for deficiency in (None, *CVD_MATRICES):
+        lab = _lab(hex_colours, deficiency)
+        dist = np.linalg.norm(lab[:, None] - lab[None], axis=-1)
+        worst = min(worst, float(dist[np.triu_indices(len(lab), 1)].min()))
+    return worst
+
+
+def alt_text(fig: Figure) -> str:
+    """A text description of a figure for readers who cannot see it: its title, and each panel's title and axes."""
+    suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
+    parts = [f"{suptitle}." if suptitle else ""]
+    axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    for i, ax in enumerate(axes, 1):
+        axis_labels = [f"{name} axis: {label}" for name, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if label]
+        title = ax.get_title() or ("" if suptitle else "Plot")
+        parts.append((f"Panel {i}: " if len(axes) > 1 else "") + ". ".join(filter(None, [title, "; ".join(axis_labels)])) + ".")
+    parts += [f"Colour scale: {ax.get_ylabel() or ax.get_xlabel()}." for ax in fig.axes
+              if ax.get_label() == "<colorbar>" and (ax.get_ylabel() or ax.get_xlabel())]
+    return " ".join(p for p in parts if p.strip(". ")) or "Figure without title or axis labels."
+
+
+def overlapping_labels(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of text labels drawn inside any axes (annotations, bar labels) whose boxes overlap; [] when all read clearly."""
+    renderer = fig.canvas.get_renderer()
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_visible() and t.get_text().strip()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    return [(texts[i].get_text(), texts[j].get_text()) for i in range(len(texts)) for j in range(i + 1, len(texts))
+            if boxes[i].overlaps(boxes[j])]
+
+
+def attach_alt_text(shell: Any = None) -> bool:
+    """Make IPython show every figure with ``alt_text`` (and its label, if any) in the image metadata; False outside IPython."""
+    if shell is None:
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return False
+        shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+
+    def describe(fig: Figure, include: Any = None, exclude: Any = None) -> tuple[dict, dict]:
+        meta = {"alt": alt_text(fig), **({"label": fig.get_label()} if fig.get_label() else {})}
+        return {}, {"image/png": meta, "image/svg+xml": meta}
+
+    shell.display_formatter.mimebundle_formatter.for_type(Figure, describe)
+    return True
+
+
+attach_alt_text()
 
 
 def _history_dict(history: Any) -> dict[str, list[float]]:
@@ -122,8 +204,8 @@ def attention_heatmap(weights: np.ndarray, tokens: Sequence[str], title: str = "
 
 def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "Comparison",
                    xlabel: str = "accuracy (%)", reference: float | None = None,
-                   reference_label: str = "baseline") -> Figure:
-    """Horizontal bars, one per method, labelled with their values; optional reference line."""
+                   reference_label: str = "baseline", decimals: int = 1) -> Figure:
+    """Horizontal bars, one per method, labelled with their values (``decimals`` places); optional reference line."""
     names = check.words(names, "names")
     values = check.array(values, "values", finite=False).astype(float).tolist()  # NaN (not measured) gets no bar
     if any(np.isinf(values)):
@@ -133,12 +215,13 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
     if reference is not None:
         reference = check.number(reference, "reference")
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
-    bars = ax.barh(range(len(names)), values, color="tab:blue")
-    ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=8)
+    fig.set_label("comparison")  # the book's key figure for the README (scripts/build_book.py)
+    bars = ax.barh(range(len(names)), values, color=PALETTE[0])
+    ax.bar_label(bars, labels=[f"{v:.{decimals}f}" for v in values], padding=3, fontsize=8)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     if reference is not None:
-        ax.axvline(reference, color="tab:red", linestyle="--", label=f"{reference_label} ({reference:.4g})")
+        ax.axvline(reference, color=PALETTE[3], linestyle="--", label=f"{reference_label} ({reference:.{decimals}f})")
         ax.legend(loc="lower right")
     finite = [v for v in values if np.isfinite(v)] or [1.0]
     low = min(finite + ([reference] if reference is not None else []))

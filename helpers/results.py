@@ -108,7 +108,8 @@ def _pretraining(value: str, name: str) -> str:
     detailed = isinstance(value, str) and value.startswith(tuple(f"{p} (" for p in PRETRAINING_DETAILED)) \
         and value.endswith(")") and not value.endswith("()")
     if not isinstance(value, str) or not (value in PRETRAINING or detailed):
-        raise ValueError(f"{name} must be {' or '.join(map(repr, PRETRAINING))}, or {' or '.join(map(repr, PRETRAINING_DETAILED))} "
+        detail = " or ".join(map(repr, PRETRAINING_DETAILED))
+        raise ValueError(f"{name} must be {' or '.join(map(repr, PRETRAINING))}, or {detail} "
                          f"followed by what exactly in brackets, e.g. 'external text (all-MiniLM-L6-v2)'; "
                          f"got {describe(value)}")
     return value

@@ -1,0 +1,82 @@
+"""Figures speak to everyone: alt text from the figure itself, a colour-blind-safe palette, readable rounding."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from helpers import plots  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_alt_text_names_title_and_axes_of_every_panel() -> None:
+    fig = plots.training_curves({"loss": [1.0, 0.5], "accuracy": [0.5, 0.7]}, title="GloVe loss")
+    alt = plots.alt_text(fig)
+    assert alt.startswith("GloVe loss.") and "Panel 1: loss" in alt and "Panel 2: accuracy" in alt
+    assert "x axis: epoch" in alt and "y axis: loss (cross-entropy)" in alt
+
+
+def test_alt_text_includes_the_colour_scale_and_never_comes_out_empty() -> None:
+    alt = plots.alt_text(plots.confusion_matrix([0, 1], [0, 1]))
+    assert "x axis: predicted class" in alt and "Colour scale: share of true class." in alt
+    fig, ax = plt.subplots()
+    assert plots.alt_text(fig) == "Plot."
+    ax.set(title="Loss", xlabel="epoch", ylabel="loss (nats)")
+    assert plots.alt_text(fig) == "Loss. x axis: epoch; y axis: loss (nats)."
+
+
+class FakeMimebundleFormatter:
+    def __init__(self) -> None:
+        self.printers: dict = {}
+
+    def for_type(self, typ, func) -> None:
+        self.printers[typ] = func
+
+
+class FakeShell:
+    def __init__(self) -> None:
+        self.display_formatter = type("DF", (), {"mimebundle_formatter": FakeMimebundleFormatter()})()
+
+
+def test_attach_alt_text_puts_alt_and_label_in_the_image_metadata() -> None:
+    shell = FakeShell()
+    assert plots.attach_alt_text(shell) is True
+    describe = shell.display_formatter.mimebundle_formatter.printers[matplotlib.figure.Figure]
+    data, meta = describe(plots.comparison_bar(["a", "b"], [81.75, 90.0], title="Accuracy"))
+    assert data == {} and meta["image/png"]["alt"].startswith("Accuracy.") and meta["image/png"]["label"] == "comparison"
+    data, meta = describe(plt.figure())
+    assert "label" not in meta["image/png"]
+    assert plots.attach_alt_text(object()) is False  # not IPython: nothing to do
+
+
+def test_palette_stays_distinguishable_with_every_colour_vision_deficiency() -> None:
+    assert plots.palette_min_distance(plots.PALETTE) > 10  # delta E 1976; about 2.3 is just noticeable
+    tableau = list(matplotlib.colors.TABLEAU_COLORS.values())
+    assert plots.palette_min_distance(tableau) < 10  # the check tells a risky palette apart
+    assert plt.rcParams["axes.prop_cycle"].by_key()["color"] == list(plots.PALETTE)
+
+
+def test_comparison_bar_rounds_labels_to_one_decimal() -> None:
+    ax = plots.comparison_bar(["TF-IDF", "BERT"], [81.754, 88.2], reference=81.754, reference_label="TF-IDF").axes[0]
+    assert [t.get_text() for t in ax.texts] == ["81.8", "88.2"]
+    assert ax.get_legend().get_texts()[0].get_text() == "TF-IDF (81.8)"
+    ax = plots.comparison_bar(["x"], [0.5], decimals=3).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["0.500"]
+
+
+def test_overlapping_labels_finds_labels_drawn_on_top_of_each_other() -> None:
+    words = ["good", "great", "bad"]
+    apart = plots.embedding_projection(np.array([[0.0, 0.0], [5.0, 5.0], [10.0, 0.0]]), words)
+    assert plots.overlapping_labels(apart) == []
+    close = plots.embedding_projection(np.array([[0.0, 0.0], [0.01, 0.0], [10.0, 0.0]]), words)
+    assert plots.overlapping_labels(close) == [("good", "great")]
