@@ -100,12 +100,12 @@ def attention_heatmap(weights: np.ndarray, tokens: Sequence[str], title: str = "
 
 def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "Comparison",
                    xlabel: str = "accuracy (%)", reference: float | None = None,
-                   reference_label: str = "baseline") -> Figure:
-    """Horizontal bars, one per method, labelled with their values; optional reference line."""
+                   reference_label: str = "baseline", value_format: str = "{:.4g}") -> Figure:
+    """Horizontal bars, one per method, labelled with their values (``value_format``, e.g. "{:.1f} %"); optional reference."""
     values = [float(v) for v in values]
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
     bars = ax.barh(range(len(names)), values, color="tab:blue")
-    ax.bar_label(bars, labels=[f"{v:.4g}" for v in values], padding=3, fontsize=8)
+    ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     if reference is not None:
