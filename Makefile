@@ -3,7 +3,7 @@
 #   make test       (= python3 run.py test) set up (first time), run the unit tests and every notebook (nbval)
 #   make check      (= python3 run.py check) the preflight: is this machine ready? (seconds)
 # Extra arguments for the tool underneath: make test ARGS="-k data". Another venv: make setup VENV=/tmp/venv313.
-# run.py sets PYTHONHASHSEED=0, KERAS_BACKEND=tensorflow, TF_CPP_MIN_LOG_LEVEL=2 and HF_HUB_OFFLINE=1 (unless
+# run.py sets KERAS_BACKEND=tensorflow, TF_CPP_MIN_LOG_LEVEL=2 and HF_HUB_OFFLINE=1 (unless
 # already set) and writes them into the Jupyter kernel spec it installs.
 PYTHON ?= python3
 ifdef VENV

@@ -18,6 +18,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,13 +30,17 @@ SUPPORTED = ((3, 11), (3, 13))  # oldest and newest minor version tested
 KERNEL_NAME = "python3"
 KERNEL_DISPLAY_NAME = "Python 3 (dl-nlp)"
 # Set for every command run.py starts (unless already set) and written into the kernel spec, so that any
-# front end using the series' kernel (JupyterLab, Notebook, VS Code) gets them. gensim's Word2Vec and
-# FastText are reproducible only with a fixed hash seed, set before Python starts.
-ENV_DEFAULTS = {"PYTHONHASHSEED": "0", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
+# front end using the series' kernel (JupyterLab, Notebook, VS Code) gets them. No hash seed is needed: gensim 4
+# seeds its vectors from the model's seed, and the splits come from NumPy alone.
+ENV_DEFAULTS = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
                 "HF_HUB_OFFLINE": "1"}
 # What setup depends on: a change to any of these files (or to the kernel settings) re-runs the installation.
 SETUP_INPUTS = ("requirements.txt", "pyproject.toml")
 PYTEST_NOTEBOOK_ARGS = ("--nbval-lax", "--nbval-cell-timeout=1800", "-p", "no:cacheprovider")
+# Google Colab's versions (helpers/stack-colab.txt) as a second tested stack: `run.py test --stack colab`.
+COLAB_STACK = Path("helpers") / "stack-colab.txt"
+REPO_URL = "https://github.com/dlnlp-tutorial/deep-learning-nlp-python"  # what the notebooks' install cell installs
+COLAB_TESTS = ("tests/test_splits.py",)  # the unit tests whose claims must hold on Colab's versions too
 
 
 class RunError(RuntimeError):
@@ -265,6 +271,91 @@ class Runner:
         return 0
 
 
+class ColabRunner(Runner):
+    """The ``colab`` stack: Colab's versions in their own environment, notebooks run the way Colab runs them."""
+
+    def __init__(self, venv: Path, python: str | None = None, **kwargs) -> None:
+        super().__init__(venv, **kwargs)
+        self.base_python = python
+
+    def stack_python(self) -> str:
+        """The Python to build the environment with: ``--python``, else ``pythonX.Y`` as the Colab file names it."""
+        text = (self.root / COLAB_STACK).read_text(encoding="utf-8")
+        version = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("# python:"))
+        found = self.base_python or shutil.which(f"python{version}")
+        if not found:
+            raise RunError(f"Colab runs Python {version}, and no python{version} is on PATH. Install it, or name one "
+                           f"with `python run.py --stack colab --python /path/to/python{version} test`.")
+        return found
+
+    def is_current(self) -> bool:
+        """True when the environment was built from the current Colab file (helpers are reinstalled every run)."""
+        digest = hashlib.sha256((self.root / COLAB_STACK).read_bytes()).hexdigest()
+        try:
+            return self.python.exists() and self.stamp.read_text(encoding="utf-8").strip() == digest
+        except OSError:
+            return False
+
+    def setup(self, force: bool = False) -> None:
+        """Build the environment: Colab's packages, the install cell's, nbval, and helpers as the install cell does."""
+        if force or not self.is_current():
+            if not self.python.exists():
+                cmd = [self.stack_python(), "-m", "venv", str(self.venv)]
+                self.out("+ " + show(cmd))
+                if self._call(cmd, cwd=self.root, env=dict(os.environ)) != 0:
+                    raise RunError(f"Could not create {self.venv} with {cmd[0]}.")
+            nbval = next(line for line in (self.root / "requirements.txt").read_text().splitlines()
+                         if line.startswith("nbval=="))
+            self.call("-m", "pip", "install", "-r", COLAB_STACK, nbval)
+            self.stamp.write_text(hashlib.sha256((self.root / COLAB_STACK).read_bytes()).hexdigest() + "\n")
+        self.call("-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ".")  # helpers as this clone has them
+
+    def colab_env(self, folder: Path) -> dict[str, str]:
+        """Colab's environment: none of the series' variables, ``google.colab`` imported by the kernel, and the
+        install cell's ``git+https`` address answered by this clone (what is committed, as on GitHub)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DLNLP_") and k not in ENV_DEFAULTS}
+        stub = folder / ".colab" / "google" / "colab"  # a namespace package beside google.protobuf, as on Colab
+        stub.mkdir(parents=True)
+        (stub / "__init__.py").write_text('"""Stand-in for Colab\'s module: its presence is what the notebooks test."""\n')
+        startup = folder / ".ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-colab.py").write_text("import google.colab  # noqa: F401\n")
+        env.update(PYTHONPATH=str(folder / ".colab"), IPYTHONDIR=str(folder / ".ipython"),
+                   COLAB_RELEASE_TAG="simulated", GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0=f"url.{self.root}.insteadOf",
+                   GIT_CONFIG_VALUE_0=REPO_URL)
+        return env
+
+    def cmd_test(self, extra: list[str]) -> int:
+        """Set up, run the split tests, then each notebook from a folder outside the clone, as on Colab."""
+        self.setup()
+        status = self.call("-m", "pytest", *COLAB_TESTS, "-p", "no:cacheprovider", check=False)
+        folder = Path(tempfile.mkdtemp(prefix="dlnlp-colab-"))
+        env = self.colab_env(folder)
+        # A learner's already-downloaded copy: the archive (and a parsed cache, if one exists) in Colab's data/.
+        (folder / "data").mkdir()
+        sources = [Path(os.environ["DLNLP_DATA_DIR"])] if os.environ.get("DLNLP_DATA_DIR") else []
+        for name in ("aclImdb_v1.tar.gz",):
+            found = next((s / name for s in [*sources, self.root / "data"] if (s / name).is_file()), None)
+            if found:
+                (folder / "data" / name).symlink_to(found.resolve())
+        times = {}
+        named = [arg for arg in extra if arg.endswith(".ipynb")]  # e.g. notebooks/02_lstm_sentiment.ipynb: only those
+        extra = [arg for arg in extra if arg not in named]
+        for nb in notebooks(self.root):
+            if named and not any(Path(arg).name == nb.name for arg in named):
+                continue
+            shutil.copy(self.root / nb, folder / nb.name)
+            cmd = [str(self.python), "-m", "pytest", nb.name, *PYTEST_NOTEBOOK_ARGS, *extra]
+            self.out(f"+ (in {folder}) " + show(cmd))
+            start = time.perf_counter()
+            code = self._call(cmd, cwd=folder, env=env)
+            times[nb.name] = (time.perf_counter() - start, code)
+            status = status or code
+        self.out("Colab stack, per notebook: " + "; ".join(f"{n} {'passed' if c == 0 else 'FAILED'} in {t:.0f} s"
+                                                             for n, (t, c) in times.items()))
+        return status
+
+
 COMMANDS = {name.removeprefix("cmd_").replace("_", "-"): name for name in vars(Runner) if name.startswith("cmd_")}
 
 
@@ -275,7 +366,7 @@ def split_command(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     while i < len(argv):
         if argv[i] in COMMANDS:
             return argv[: i + 1], argv[i + 1 :]
-        i += 2 if argv[i] == "--venv" else 1  # the folder after --venv is its value, never the command
+        i += 2 if argv[i] in ("--venv", "--stack", "--python") else 1  # an option's value is never the command
     return argv, []
 
 
@@ -291,20 +382,23 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--venv", type=Path, help=f"virtual environment folder (default: ${VENV_ENV}, else .venv)")
     where.add_argument("--no-venv", action="store_true", help="use the Python running this script (conda, Binder)")
+    parser.add_argument("--stack", choices=("pins", "colab"), default="pins",
+                        help="pins: requirements.txt (default); colab: Colab's versions in .venv-colab (test, setup)")
+    parser.add_argument("--python", help="with --stack colab: the Python to build its environment with")
     parser.add_argument("command", choices=list(COMMANDS), metavar="command", help="one of: " + ", ".join(COMMANDS))
     own, extra = split_command(argv)
     return parser.parse_args(own), extra
 
 
 def resolve_venv(option: Path | None, no_venv: bool, env: dict[str, str] | None = None,
-                 root: Path = ROOT) -> Path | None:
-    """The virtual environment folder: ``--venv``, else ``$DLNLP_VENV``, else ``root/.venv``; None with --no-venv."""
+                 root: Path = ROOT, default: str = ".venv") -> Path | None:
+    """The virtual environment folder: ``--venv``, else ``$DLNLP_VENV`` (pins only), else ``root/default``."""
     if no_venv:
         return None
     env = os.environ if env is None else env
-    chosen = option or (Path(env[VENV_ENV]) if env.get(VENV_ENV, "").strip() else None)
+    chosen = option or (Path(env[VENV_ENV]) if env.get(VENV_ENV, "").strip() and default == ".venv" else None)
     if chosen is None:
-        return root / ".venv"
+        return root / default
     chosen = chosen.expanduser()
     return chosen if chosen.is_absolute() else (Path.cwd() / chosen).resolve()
 
@@ -315,7 +409,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if warning := check_python():
             print(warning, file=sys.stderr)
-        runner = Runner(resolve_venv(args.venv, args.no_venv))
+        if args.stack == "colab":
+            if args.no_venv or args.command not in ("setup", "test"):
+                raise RunError("--stack colab works with `setup` and `test`, in a virtual environment of its own.")
+            runner: Runner = ColabRunner(resolve_venv(args.venv, False, root=ROOT, default=".venv-colab"),
+                                         python=args.python)
+        else:
+            runner = Runner(resolve_venv(args.venv, args.no_venv))
         return getattr(runner, COMMANDS[args.command])(extra)
     except RunError as err:
         print(f"run.py: {err}", file=sys.stderr)

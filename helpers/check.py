@@ -27,7 +27,7 @@ from . import data
 SUPPORTED_PYTHONS = ((3, 11), (3, 13))  # oldest and newest tested; run.py says the same
 # The kernel spec run.py installs carries these (tests/test_run.py checks that run.py's ENV_DEFAULTS agree).
 KERNEL_NAME = "python3"
-KERNEL_ENV = {"PYTHONHASHSEED": "0", "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
+KERNEL_ENV = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "HF_HUB_OFFLINE": "1"}
 # Disk: building the dataset takes the archive (84 MB, read in place) and the cache (helpers.data's estimate,
 # 0.14 GB; measured here: 0.13 GB); the small preset's outputs (word vectors,
 # a Keras model, a fine-tuned MiniLM of 91 MB, results) take about 0.25 GB. Twice the need is comfortable.
@@ -59,9 +59,13 @@ class Item:
         return text.encode("ascii", "replace").decode("ascii")
 
 
+# Colab's versions (and the install cell's): what the series is tested with there (`run.py test --stack colab`).
+COLAB_STACK = Path(__file__).with_name("stack-colab.txt")
+
+
 def on_colab() -> bool:
-    """True inside Google Colab, whose preinstalled torch and TensorFlow differ from the pins on purpose."""
-    return "google.colab" in sys.modules
+    """True inside Google Colab (its kernel, or a process it started such as ``!python -m helpers check``)."""
+    return "google.colab" in sys.modules or bool(os.environ.get("COLAB_RELEASE_TAG"))
 
 
 def check_python(version: tuple[int, ...] | None = None) -> list[Item]:
@@ -96,9 +100,10 @@ def _installed(name: str) -> str | None:
 
 def check_packages(requirements: Path | None = None, version_of: Callable[[str], str | None] = _installed,
                    colab: bool | None = None) -> list[Item]:
-    """Each pin of requirements.txt installed at its version (a local tag such as ``+cpu`` is ignored)."""
-    requirements = data._REPO_ROOT / "requirements.txt" if requirements is None else requirements
+    """Each pin installed at its version (``+cpu`` tags ignored): requirements.txt's, or on Colab the Colab file's."""
     colab = on_colab() if colab is None else colab
+    if requirements is None:
+        requirements = COLAB_STACK if colab else data._REPO_ROOT / "requirements.txt"
     if not requirements.is_file():
         return [Item("WARN", "packages", f"{requirements} not found (helpers installed without the repository), "
                      "so the pins were not checked", "clone the repository to check the pinned versions")]
@@ -109,10 +114,12 @@ def check_packages(requirements: Path | None = None, version_of: Callable[[str],
             items.append(Item("OK", name, found))
         elif found is None:
             soft = colab and name in DEV_TOOLS
+            hint = "run the notebook's install cell (its first code cell)" if colab else SETUP_HINT
             items.append(Item("WARN" if soft else "FAIL", name, f"not installed (pinned {pin})",
-                              "not needed on Colab" if soft else f"{SETUP_HINT}, or `pip install {name}=={pin}`"))
+                              "not needed on Colab" if soft else f"{hint}, or `pip install {name}=={pin}`"))
         elif colab:
-            items.append(Item("WARN", name, f"{found} (Colab's own; the series pins {pin})"))
+            items.append(Item("WARN", name, f"{found}; the series was tested on Colab with {pin}",
+                              "if a notebook fails, tell the maintainers which version Colab has now"))
         else:
             items.append(Item("FAIL", name, f"{found} installed, but requirements.txt pins {pin}",
                               f"{SETUP_HINT}, or `pip install {name}=={pin}`"))
@@ -122,8 +129,7 @@ def check_packages(requirements: Path | None = None, version_of: Callable[[str],
 def check_kernel(find_spec: Callable[[str], tuple[str, dict]] | None = None, colab: bool | None = None) -> list[Item]:
     """The ``python3`` kernel spec Jupyter resolves carries ``KERNEL_ENV`` and runs this Python."""
     if on_colab() if colab is None else colab:
-        return [Item("OK", "kernel", "Colab's own kernel (its environment variables are Colab's; the notebooks "
-                     f"print a note when PYTHONHASHSEED is not set); PYTHONHASHSEED={os.environ.get('PYTHONHASHSEED')}")]
+        return [Item("OK", "kernel", "Colab's own kernel (the notebooks need none of the series' kernel settings)")]
     fix = "run `python run.py kernel` (or `python run.py setup`)"
     try:
         resource_dir, spec = (find_spec or _find_kernel_spec)(KERNEL_NAME)

@@ -46,10 +46,12 @@ IMDB_SHA256 = "c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe"
 IMDB_SIZE = 84_125_825
 ARCHIVE_NAME = "aclImdb_v1.tar.gz"
 FOLDER_NAME = "aclImdb"
-CACHE_NAME = "imdb-cache-v3.npz"
+CACHE_NAME = "imdb-cache-v4.npz"
+# 4: clean_text removes HTML tags only (text such as "< Cough , cough >" stays), and the validation split is the
+# NumPy one of whole_movie_indices (no longer scikit-learn's, whose assignment changed between versions);
 # 3: NumPy arrays (texts as UTF-8 bytes + offsets), read with allow_pickle=False; 2 was a pickle (never read now);
 # 2 added each labelled review's IMDb movie (from urls_*.txt), for the whole-movie validation split.
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 CACHE_KIND = "dlnlp-imdb"
 DATA_DIR_ENV = "DLNLP_DATA_DIR"
 WORK_DIR_ENV = "DLNLP_WORK_DIR"
@@ -145,9 +147,18 @@ def build_dir() -> Path:
     return shared if _is_writable(shared) else work_dir()
 
 
+# The HTML that IMDB reviews contain (<br />, <i>, <p>, <em>, <b>, <hr>) and other common inline tags. Anything else
+# between "<" and ">" is the reviewer's own text ("< Cough , cough >", "<grin>", "5 < 10 and 10 > 5") and stays.
+_HTML_TAG = re.compile(r"</?(?:a|b|big|blockquote|br|center|code|div|em|font|h[1-6]|hr|i|li|ol|p|pre|s|small|span|"
+                       r"strike|strong|sub|sup|tt|u|ul)(?:\s[^<>]{0,200})?/?>", re.IGNORECASE)
+
+
 def clean_text(text: str) -> str:
-    """Turn a raw review into plain text: ``<br />`` and other tags become spaces, entities are decoded."""
-    text = re.sub(r"<[^>]{0,200}>", " ", text)
+    """Turn a raw review into plain text: HTML tags such as ``<br />`` become spaces, entities are decoded."""
+    if not isinstance(text, str):
+        raise TypeError(f"clean_text(text=...) takes one review as a str; got {type(text).__name__}. "
+                        "For a list of reviews, use [clean_text(t) for t in texts].")
+    text = _HTML_TAG.sub(" ", text)
     text = html.unescape(text)
     return re.sub(r"\s+", " ", text).strip()
 
@@ -696,29 +707,55 @@ def load_raw(verbose: bool = True) -> dict[str, object]:
         lock.release()
 
 
+def stable_order(n: int, seed: int) -> np.ndarray:
+    """A seeded permutation of ``range(n)`` that is the same on every NumPy version (PCG64's raw stream, argsorted)."""
+    # NumPy guarantees a bit generator's raw stream, not the algorithms of Generator.permutation or .choice.
+    return np.argsort(np.random.PCG64(seed).random_raw(n), kind="stable")
+
+
+def _quotas(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The classes of ``labels`` and how many of ``n`` items each gets, in proportion (largest remainders)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts / counts.sum() * n
+    quotas = np.floor(exact).astype(int)
+    quotas[np.argsort(-(exact - quotas), kind="stable")[: n - quotas.sum()]] += 1
+    return classes, quotas
+
+
 def stratified_indices(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Pick ``n`` indices with the label proportions of ``labels``, reproducibly for a given seed."""
+    """Pick ``n`` indices with the label proportions of ``labels``, the same for a seed on any NumPy version."""
     labels = np.asarray(labels)
     if not 0 < n <= len(labels):
         raise ValueError(f"Cannot take {n} items from {len(labels)}; choose 1 <= n <= {len(labels)}.")
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(labels, return_counts=True)
-    quotas = np.floor(counts / counts.sum() * n).astype(int)
-    quotas[np.argsort(-(counts / counts.sum() * n - quotas))[: n - quotas.sum()]] += 1
-    picked = [rng.choice(np.flatnonzero(labels == c), size=q, replace=False) for c, q in zip(classes, quotas, strict=True)]
+    order = stable_order(len(labels), seed)
+    classes, quotas = _quotas(labels, n)
+    picked = [order[labels[order] == c][:q] for c, q in zip(classes, quotas, strict=True)]
     return np.sort(np.concatenate(picked))
 
 
 def whole_movie_indices(labels: np.ndarray, movies: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """About ``n`` indices made of whole movies (every review of a picked movie), with the label proportions kept."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    """At most ``n`` indices made of whole movies (every review of a picked movie), with the label proportions kept.
 
+    Movies are visited in a seeded order; a movie joins when its reviews fit in what each class still lacks.
+    NumPy alone decides, so the split is the same on every version of every library.
+    """
     labels, movies = np.asarray(labels), np.asarray(movies)
+    if labels.shape != movies.shape or labels.ndim != 1:
+        raise ValueError(f"labels and movies must be 1-D and of equal length; got shapes {labels.shape} and "
+                         f"{movies.shape}.")
     if not 0 < n < len(labels):
         raise ValueError(f"Cannot hold out {n} items of {len(labels)}; choose 1 <= n < {len(labels)}.")
-    folds = StratifiedGroupKFold(n_splits=max(2, round(len(labels) / n)), shuffle=True, random_state=seed)
-    _, held_out = next(folds.split(np.zeros(len(labels)), labels, groups=movies))
-    return held_out
+    classes, quotas = _quotas(labels, n)
+    ids, movie_of = np.unique(movies, return_inverse=True)
+    per_movie = np.zeros((len(ids), len(classes)), dtype=np.int64)  # reviews of each class per movie
+    np.add.at(per_movie, (movie_of, np.searchsorted(classes, labels)), 1)
+    lacking, chosen = quotas.copy(), np.zeros(len(ids), dtype=bool)
+    for m in stable_order(len(ids), seed):
+        if np.all(per_movie[m] <= lacking):
+            chosen[m], lacking = True, lacking - per_movie[m]
+            if not lacking.any():
+                break
+    return np.flatnonzero(chosen[movie_of])
 
 
 def _validation_key() -> np.ndarray:
@@ -746,14 +783,14 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     # movie, and the official test set shares almost no movie with the training half; a random validation split
     # would share most of its movies with train and reward a model for memorising titles and names.
     val_idx = _validation_indices(raw)
-    val_order = np.random.default_rng(SPLIT_SEED).permutation(val_idx)  # shuffled: every prefix mixes both classes
+    val_order = val_idx[stable_order(len(val_idx), SPLIT_SEED)]  # shuffled: every prefix mixes both classes
     rest = np.setdiff1d(np.arange(len(train_labels)), val_idx)
     if n_train is not None:
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
-    rest = np.random.default_rng(seed).permutation(rest)  # shuffled, so no slice is all one class
+    rest = rest[stable_order(len(rest), seed)]  # shuffled, so no slice is all one class
     unsup = list(raw["unsup_texts"])
     if n_unsup is not None:
-        unsup = [unsup[i] for i in np.sort(np.random.default_rng(seed).permutation(len(unsup))[:n_unsup])]
+        unsup = [unsup[i] for i in np.sort(stable_order(len(unsup), seed)[:n_unsup])]
     return Imdb(
         train=_take(raw, "train", rest),
         val=_take(raw, "train", val_order),

@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 PRESET_ENV = "DLNLP_PRESET"
+SEED_ENV = "DLNLP_SEED"  # overrides a notebook's seed, to check its claims across seeds
 PRECISION_ENV = "DLNLP_PRECISION"  # auto (default), float32 or bfloat16
 PRESETS = ("small", "full")
 _REPORTED_PACKAGES = ("numpy", "tensorflow", "keras", "torch", "transformers", "gensim", "scikit-learn", "matplotlib")
@@ -25,7 +26,13 @@ def preset() -> str:
 
 
 def seed_everything(seed: int = 42) -> int:
-    """Seed Python, NumPy, and TensorFlow/Keras and PyTorch when they are imported; return the seed."""
+    """Seed Python, NumPy, Keras and PyTorch (when imported) with ``seed``, or ``$DLNLP_SEED`` if set; return it."""
+    if os.environ.get(SEED_ENV, "").strip():
+        try:
+            seed = int(os.environ[SEED_ENV])
+        except ValueError:
+            raise ValueError(f"{SEED_ENV}={os.environ[SEED_ENV]!r} is not a whole number; unset it or set e.g. "
+                             f"{SEED_ENV}=7.") from None
     random.seed(seed)
     np.random.seed(seed)
     if "keras" in sys.modules or "tensorflow" in sys.modules:
@@ -36,9 +43,6 @@ def seed_everything(seed: int = 42) -> int:
         import torch
 
         torch.manual_seed(seed)
-    if os.environ.get("PYTHONHASHSEED") is None:
-        print("Note: PYTHONHASHSEED is not set, so gensim results vary between kernels. Start Jupyter "
-              "with PYTHONHASHSEED=0 (the Makefile does) for reproducible word vectors.")
     return seed
 
 
@@ -149,7 +153,7 @@ def environment_report(packages: tuple[str, ...] = _REPORTED_PACKAGES) -> str:
     lines = [
         f"Python {platform.python_version()} on {platform.system()} {platform.machine()}",
         f"CPU cores: {os.cpu_count()}   accelerator: {_accelerator()}",
-        f"preset: {preset()} (set {PRESET_ENV}=small|full)   PYTHONHASHSEED={os.environ.get('PYTHONHASHSEED')}",
+        f"preset: {preset()} (set {PRESET_ENV}=small|full)",
         "packages: " + ", ".join(f"{name} {_version(name)}" for name in packages),
     ]
     return "\n".join(lines)

@@ -270,7 +270,7 @@ def main() -> int:
     notebooks = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
     out_dir = ROOT / "build" / f"bench-{args.preset}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DLNLP_PRESET": args.preset, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0"),
+    env = {**os.environ, "DLNLP_PRESET": args.preset,
            "KERAS_BACKEND": "tensorflow", "HF_HUB_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     os.environ["DLNLP_PRESET"] = args.preset
     report = {"preset": args.preset, "date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "notebooks": []}

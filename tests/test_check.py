@@ -89,7 +89,7 @@ def _spec(env: dict | None = None, python: str | None = None) -> tuple[str, dict
 
 def test_kernel_spec_with_the_variables() -> None:
     item = _only(check.check_kernel(lambda name: _spec(GOOD_ENV), colab=False))
-    assert item.status == "OK" and "PYTHONHASHSEED=0" in item.detail
+    assert item.status == "OK" and "KERAS_BACKEND=tensorflow" in item.detail
 
 
 def test_kernel_spec_missing() -> None:
@@ -99,7 +99,7 @@ def test_kernel_spec_missing() -> None:
     _failed(_only(check.check_kernel(absent, colab=False)), "python3", "run.py kernel")
 
 
-@pytest.mark.parametrize("env", [None, {}, {**GOOD_ENV, "KERAS_BACKEND": "jax"}, {"PYTHONHASHSEED": "0"}])
+@pytest.mark.parametrize("env", [None, {}, {**GOOD_ENV, "KERAS_BACKEND": "jax"}, {"HF_HUB_OFFLINE": "1"}])
 def test_kernel_spec_without_the_right_variables(env: dict | None) -> None:
     item = _only(check.check_kernel(lambda name: _spec(env), colab=False))
     _failed(item, "does not set", "run.py kernel")
@@ -290,3 +290,27 @@ def test_the_command_answers_in_seconds() -> None:
 def test_usage_of_the_command_line() -> None:
     result = subprocess.run([sys.executable, "-m", "helpers", "nonsense"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "python -m helpers check" in result.stderr
+
+
+def test_colab_is_detected_from_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
+    assert not check.on_colab()
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-20260819")  # `!python -m helpers check` in a Colab cell
+    assert check.on_colab()
+
+
+def test_on_colab_versions_are_compared_with_the_colab_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    colab = check.read_pins(check.COLAB_STACK)
+    assert colab["torch"] and colab["gensim"] == check.read_pins(ROOT / "requirements.txt")["gensim"]
+    installed = {**colab, "keras": "9.9.9", "gensim": None}
+    items = {i.name: i for i in check.check_packages(version_of=installed.get, colab=True)}
+    assert items["torch"].status == "OK" and items["tensorflow"].status == "OK"
+    assert items["keras"].status == "WARN" and colab["keras"] in items["keras"].detail
+    _failed(items["gensim"], "not installed", "install cell")
+    assert "jupyterlab" not in items  # the pins of requirements.txt are not Colab's
+
+
+def test_colab_file_ships_with_the_package() -> None:
+    assert "stack-colab.txt" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert check.COLAB_STACK.parent == ROOT / "helpers"

@@ -75,9 +75,9 @@ def test_venv_python_follows_the_os(windows: bool, expected: tuple[str, str]) ->
 
 
 def test_command_env_fills_defaults_and_keeps_what_the_user_set() -> None:
-    env = run.command_env({"PYTHONHASHSEED": "7", "PATH": "p"})
-    assert env["PYTHONHASHSEED"] == "7" and env["PATH"] == "p"
-    assert env["KERAS_BACKEND"] == "tensorflow" and env["TF_CPP_MIN_LOG_LEVEL"] == "2" and env["HF_HUB_OFFLINE"] == "1"
+    env = run.command_env({"KERAS_BACKEND": "jax", "PATH": "p"})
+    assert env["KERAS_BACKEND"] == "jax" and env["PATH"] == "p" and "PYTHONHASHSEED" not in env
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "2" and env["HF_HUB_OFFLINE"] == "1"
 
 
 def test_settings_agree_with_the_preflight() -> None:
