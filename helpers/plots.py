@@ -204,8 +204,8 @@ def attention_heatmap(weights: np.ndarray, tokens: Sequence[str], title: str = "
 
 def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "Comparison",
                    xlabel: str = "accuracy (%)", reference: float | None = None,
-                   reference_label: str = "baseline", decimals: int = 1) -> Figure:
-    """Horizontal bars, one per method, labelled with their values (``decimals`` places); optional reference line."""
+                   reference_label: str = "baseline", decimals: int = 1, value_format: str | None = None) -> Figure:
+    """Horizontal bars, one per method, labelled with their values (``decimals`` places, or ``value_format``)."""
     names = check.words(names, "names")
     values = check.array(values, "values", finite=False).astype(float).tolist()  # NaN (not measured) gets no bar
     if any(np.isinf(values)):
@@ -214,10 +214,11 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
         raise ValueError("names and values are empty; pass one name and one value per method")
     if reference is not None:
         reference = check.number(reference, "reference")
+    value_format = value_format or f"{{:.{decimals}f}}"  # e.g. "{:.1f} %"
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
     fig.set_label("comparison")  # the book's key figure for the README (scripts/build_book.py)
     bars = ax.barh(range(len(names)), values, color=PALETTE[0])
-    ax.bar_label(bars, labels=[f"{v:.{decimals}f}" for v in values], padding=3, fontsize=8)
+    ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8)
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     if reference is not None:

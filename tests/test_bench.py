@@ -105,3 +105,32 @@ def test_lm_figures_render_only_for_notebook_04_with_new_fields() -> None:
     assert "class-conditional bigram 0.660" in md
     assert bench.lm_figures({"notebook": "04_transformers_from_scratch", "rows": [{"method": "GPT", "val_perplexity": 5}]}) == []
     assert bench.lm_figures({**entry, "notebook": "03_bert_classification"}) == []
+
+
+def test_label_budget_rows_become_one_table() -> None:
+    rows = [{"method": "TF-IDF + LR, 256 labelled reviews", "subset_accuracy": 0.79, "labelled_reviews": 256,
+             "budget_method": "TF-IDF + LR", "experiment": "label budget", "draws": [0.78, 0.79, 0.80]},
+            {"method": "MiniLM fine-tuned, 256 labelled reviews", "subset_accuracy": 0.81, "labelled_reviews": 256,
+             "budget_method": "MiniLM fine-tuned", "experiment": "label budget", "draws": [0.81]},
+            {"method": "MiniLM-L6 fine-tuned", "subset_accuracy": 0.876, "labelled_reviews": 2400,
+             "budget_method": "MiniLM fine-tuned", "pretraining": "external text (all-MiniLM-L6-v2)"},
+            {"method": "GRU", "subset_accuracy": 0.88}]
+    md = "\n".join(bench.label_budget_table(rows))
+    assert "| labelled reviews | TF-IDF + LR | MiniLM fine-tuned |" in md
+    assert "| 256 | 79.0 (78.0–80.0, 3 draws) | 81.0 (1 run) |" in md
+    assert "| 2,400 | – | 87.6 (1 run) |" in md
+    assert bench.label_budget_table([{"method": "GRU", "subset_accuracy": 0.88}]) == []
+
+
+def test_rows_table_shows_label_counts_and_keeps_budget_rows_out() -> None:
+    report = _report("small", "CPU A", "none", {"03_bert_classification": 300})
+    report["notebooks"][0]["rows"] = [
+        {"method": "MiniLM-L6 fine-tuned", "subset_accuracy": 0.876, "labelled_reviews": 2400,
+         "pretraining": "external text (all-MiniLM-L6-v2)", "budget_method": "MiniLM fine-tuned"},
+        {"method": "TF-IDF + LR, 64 labelled reviews", "subset_accuracy": 0.72, "labelled_reviews": 64,
+         "pretraining": "none", "budget_method": "TF-IDF + LR", "experiment": "label budget", "draws": [0.72]},
+        {"method": "GRU", "subset_accuracy": 0.88}]
+    md = bench.render(bench.merge({}, report))
+    assert "| 03_bert_classification | MiniLM-L6 fine-tuned | 2,400 | external text (all-MiniLM-L6-v2) | 0.876 |" in md
+    assert "| 03_bert_classification | GRU | not recorded | not recorded | 0.880 |" in md  # recorded by older code
+    assert "TF-IDF + LR, 64 labelled reviews" not in md and "| 64 | 72.0 (1 run) | – |" in md

@@ -69,3 +69,9 @@ def test_comparison_bar_with_reference() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["TF-IDF", "LSTM", "BERT"]
     assert ax.get_legend() is not None and ax.get_title() == "Accuracy" and _labelled(fig)
+
+
+def test_comparison_bar_rounds_its_labels_as_asked() -> None:
+    fig = plots.comparison_bar(["TF-IDF", "BERT"], [81.75, 89.123], value_format="{:.1f} %")
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["81.8 %", "89.1 %"]
