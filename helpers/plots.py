@@ -51,16 +51,23 @@ def palette_min_distance(hex_colours: Sequence[str] = PALETTE) -> float:
     return worst
 
 
+def _sentence(text: str) -> str:
+    """The text ending in a full stop, unless it already ends in one, a question or an exclamation mark."""
+    text = text.strip()
+    return text if not text or text[-1] in ".?!" else text + "."
+
+
 def alt_text(fig: Figure) -> str:
     """A text description of a figure for readers who cannot see it: its title, and each panel's title and axes."""
     suptitle = fig._suptitle.get_text() if fig._suptitle is not None else ""
-    parts = [f"{suptitle}." if suptitle else ""]
+    parts = [_sentence(suptitle)]
     axes = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
     for i, ax in enumerate(axes, 1):
         axis_labels = [f"{name} axis: {label}" for name, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())) if label]
         title = ax.get_title() or ("" if suptitle else "Plot")
-        parts.append((f"Panel {i}: " if len(axes) > 1 else "") + ". ".join(filter(None, [title, "; ".join(axis_labels)])) + ".")
-    parts += [f"Colour scale: {ax.get_ylabel() or ax.get_xlabel()}." for ax in fig.axes
+        parts.append((f"Panel {i}: " if len(axes) > 1 else "")
+                     + " ".join(filter(None, [_sentence(title), _sentence("; ".join(axis_labels))])))
+    parts += [_sentence(f"Colour scale: {ax.get_ylabel() or ax.get_xlabel()}") for ax in fig.axes
               if ax.get_label() == "<colorbar>" and (ax.get_ylabel() or ax.get_xlabel())]
     return " ".join(p for p in parts if p.strip(". ")) or "Figure without title or axis labels."
 
@@ -218,12 +225,15 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
     fig.set_label("comparison")  # the book's key figure for the README (scripts/build_book.py)
     bars = ax.barh(range(len(names)), values, color=PALETTE[0])
-    ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8)
+    ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8, zorder=4,
+                 bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # readable across the reference line
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     if reference is not None:
         ax.axvline(reference, color=PALETTE[3], linestyle="--", label=f"{reference_label} ({reference:.{decimals}f})")
-        ax.legend(loc="lower right")
+        # below the axes, so the legend never hides a bar or its value
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 if len(names) < 4 else -0.12 - 0.6 / len(names)),
+                  frameon=False)
     finite = [v for v in values if np.isfinite(v)] or [1.0]
     low = min(finite + ([reference] if reference is not None else []))
     high = max(finite + ([reference] if reference is not None else []))

@@ -80,3 +80,23 @@ def test_overlapping_labels_finds_labels_drawn_on_top_of_each_other() -> None:
     assert plots.overlapping_labels(apart) == []
     close = plots.embedding_projection(np.array([[0.0, 0.0], [0.01, 0.0], [10.0, 0.0]]), words)
     assert plots.overlapping_labels(close) == [("good", "great")]
+
+
+def test_alt_text_keeps_a_title_that_ends_in_a_question_mark() -> None:
+    fig, ax = plt.subplots()
+    ax.set(title="Which model wins?", xlabel="model")
+    assert plots.alt_text(fig) == "Which model wins? x axis: model."
+    fig.suptitle("Does it pay off?")
+    assert "?." not in plots.alt_text(fig)
+
+
+@pytest.mark.parametrize("n", [1, 3, 9, 16])
+def test_comparison_bar_legend_never_covers_a_bar_or_its_value(n: int) -> None:
+    values = list(np.linspace(60.0, 90.0, n))
+    fig = plots.comparison_bar([f"method {i}" for i in range(n)], values, reference=75.0, reference_label="TF-IDF")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent(renderer)
+    covered = [p.get_window_extent(renderer) for p in ax.patches] + [t.get_window_extent(renderer) for t in ax.texts]
+    assert not any(legend.overlaps(box) for box in covered)
+    assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)  # not cut off
