@@ -346,9 +346,11 @@ class ColabRunner(Runner):
         self.call("-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ".")  # helpers as this clone has them
 
     def colab_env(self, folder: Path) -> dict[str, str]:
-        """Colab's environment: none of the series' variables, ``google.colab`` imported by the kernel, and the
-        install cell's ``git+https`` address answered by this clone (what is committed, as on GitHub)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DLNLP_") and k not in ENV_DEFAULTS}
+        """Colab's environment: none of the series' variables (but ``DLNLP_SEED``, for three-seed checks),
+        ``google.colab`` imported by the kernel, and the install cell's ``git+https`` address answered by this clone
+        (what is committed, as on GitHub)."""
+        env = {k: v for k, v in os.environ.items()
+               if (k == "DLNLP_SEED" or not k.startswith("DLNLP_")) and k not in ENV_DEFAULTS}
         stub = folder / ".colab" / "google" / "colab"  # a namespace package beside google.protobuf, as on Colab
         stub.mkdir(parents=True)
         (stub / "__init__.py").write_text('"""Stand-in for Colab\'s module: its presence is what the notebooks test."""\n')
