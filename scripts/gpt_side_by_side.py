@@ -114,7 +114,7 @@ def train_recipe(ns: dict, seconds: float, seed: int) -> tuple[object, int, floa
     for i in range(20):
         step(i, 10**9)
     total = max(21, int(seconds / ((time.perf_counter() - probe_start) / 20)))
-    i, start = 20, time.perf_counter()
+    i = 20
     while i < total and (time.perf_counter() - probe_start) < seconds:
         step(i, total)
         i += 1
