@@ -1,0 +1,95 @@
+"""Time notebook 04's GPT training step under each speed lever, on this machine, in fresh processes.
+
+Usage: ``python scripts/gpt_levers.py [--steps 60] [--repeats 3]``. Each lever runs in its own process (oneDNN reads its
+cache size once, when torch starts), the variants alternate across repeats, and the median tokens per second is printed
+with the spread. The model, data and optimizer come from the notebook's own cells (see ``gpt_side_by_side.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LEVERS = {  # name -> (environment, options for the timed steps)
+    "notebook (float32, oneDNN cache 4)": ({}, {}),
+    "oneDNN cache default (1024)": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, {}),
+    "fused AdamW": ({}, {"fused": True}),
+    "bfloat16 autocast": ({}, {"bf16": True}),
+    "batch 32": ({}, {"batch": 32}),
+    "torch.compile": ({}, {"compile": True}),
+}
+
+
+def child(options: dict, steps: int) -> dict:
+    """Run in a fresh process: the notebook's cells, then ``steps`` timed training steps (after 5 untimed)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT))
+    import gpt_side_by_side
+
+    ns = gpt_side_by_side.notebook_namespace(None)
+    torch, F, lm, CONFIG, V = ns["torch"], ns["F"], ns["lm"], ns["CONFIG"], ns["V"]
+    import numpy as np
+
+    model = ns["gpt"]
+    opt = torch.optim.AdamW(ns["param_groups"](model, 0.1), lr=CONFIG["lr"], betas=(0.9, 0.95),
+                            fused=options.get("fused") or None)
+    batch = options.get("batch", CONFIG["batch_size"])
+    forward = torch.compile(model) if options.get("compile") else model
+    rng = np.random.default_rng(0)
+
+    def step() -> None:
+        x, y, c = (torch.from_numpy(a) for a in
+                   lm.random_windows(ns["train_tokens"], ns["train_conds"], CONFIG["context"], batch, rng))
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("bf16"))):
+            logits = forward(x, c)
+        F.cross_entropy(logits.float().view(-1, V), y.view(-1)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    start = time.perf_counter()
+    for _ in range(5):
+        step()
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return {"tokens_per_second": steps * batch * CONFIG["context"] / seconds, "warm_up_seconds": warm}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", nargs="+", help="lever names to run (default: all)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print("RESULT " + json.dumps(child(json.loads(args.child), args.steps)), flush=True)
+        return 0
+    levers = {k: v for k, v in LEVERS.items() if not args.only or k in args.only}
+    found: dict[str, list[dict]] = {name: [] for name in levers}
+    for _ in range(args.repeats):
+        for name, (env, options) in levers.items():
+            out = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child", json.dumps(options)],
+                                 env={**os.environ, "MPLBACKEND": "Agg", **env}, capture_output=True, text=True,
+                                 check=True)
+            found[name].append(json.loads(next(line for line in out.stdout.splitlines()
+                                                if line.startswith("RESULT "))[7:]))
+    for name, runs in found.items():
+        rates = [r["tokens_per_second"] for r in runs]
+        print(f"{name:38} {statistics.median(rates):8,.0f} tokens/s (min {min(rates):,.0f}, max {max(rates):,.0f}); "
+              f"first 5 steps {statistics.median(r['warm_up_seconds'] for r in runs):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
