@@ -231,9 +231,8 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
     ax.invert_yaxis()
     if reference is not None:
         ax.axvline(reference, color=PALETTE[3], linestyle="--", label=f"{reference_label} ({reference:.{decimals}f})")
-        # below the axes, so the legend never hides a bar or its value
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3 if len(names) < 4 else -0.12 - 0.6 / len(names)),
-                  frameon=False)
+        ax.set_ylim(len(names) + 0.6, -0.6)  # an empty band below the last bar holds the legend: it hides no bar
+        ax.legend(loc="lower right", fontsize=8, framealpha=1.0, borderaxespad=0.2)
     finite = [v for v in values if np.isfinite(v)] or [1.0]
     low = min(finite + ([reference] if reference is not None else []))
     high = max(finite + ([reference] if reference is not None else []))
