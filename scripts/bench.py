@@ -6,6 +6,11 @@ merged into ``docs/benchmarks.json`` (one section per preset and machine; a note
 entry, other sections and notebooks stay), and ``docs/benchmarks.md`` is rendered from that file alone: neither is
 edited by hand. A copy of this run goes to ``build/bench-<preset>.json``. A benchmark, not a test: misses are
 reported, and the exit status is 0 unless a notebook fails to run.
+
+``--seeds 42 0 7`` runs every notebook once per seed (``DLNLP_SEED``) and tabulates each target per seed; the first
+seed's run is the notebook's main entry. When notebook 04 runs on the small preset, ``scripts/gpt_side_by_side.py``
+then trains its GPT and nanoGPT's CPU recipe for the same seconds on the same stream, for the same seeds
+(``--no-side-by-side`` skips it: it costs about twice notebook 04's training time per seed).
 """
 
 from __future__ import annotations
@@ -56,6 +61,19 @@ def _control_low(rows: Rows) -> float | None:
     return None if r is None or not r.get("control_interval") else r["control_interval"][0]
 
 
+def _guided_control_low(rows: Rows) -> float | None:
+    r = _gpt(rows)
+    return None if r is None or not r.get("guided_control_interval") else r["guided_control_interval"][0]
+
+
+def _guided_variety_gap(rows: Rows) -> float | None:
+    """Under the same guidance, the GPT's distinct-2 minus the class-conditional bigram's."""
+    r = _gpt(rows)
+    if r is None or r.get("guided_distinct_2") is None or r.get("bigram_guided_distinct_2") is None:
+        return None
+    return r["guided_distinct_2"] - r["bigram_guided_distinct_2"]
+
+
 def _trigram_gain(rows: Rows) -> float | None:
     """How far the GPT's validation perplexity is below the interpolated trigram's, as a share of the trigram's."""
     r = _gpt(rows)
@@ -91,6 +109,47 @@ def _smallest_gap(rows: Rows) -> float | None:
     return min(gaps.values()) if gaps else None
 
 
+def _side_by_side_worst(entry: dict) -> float | None:
+    """The smallest (1 - notebook GPT perplexity / nanoGPT recipe perplexity) over the side-by-side's seeds."""
+    runs = (entry.get("side_by_side") or {}).get("runs") or []
+    return min(-r["notebook_vs_recipe"] for r in runs) if runs else None
+
+
+def side_by_side_lines(entry: dict) -> list[str]:
+    """Markdown lines for notebook 04's GPT against nanoGPT's CPU recipe (scripts/gpt_side_by_side.py), per seed."""
+    runs = (entry.get("side_by_side") or {}).get("runs") or []
+    if not runs:
+        return []
+    md = ["", "Notebook 04's GPT against nanoGPT's CPU recipe, same stream, same seconds, same sliding windows "
+              "(`scripts/gpt_side_by_side.py`):", "",
+          "| seed | notebook GPT: perplexity, tokens/s | nanoGPT recipe: perplexity, tokens/s | GPT vs recipe | trigram |",
+          "|---|---|---|---|---|"]
+    for r in runs:
+        a, b = r["notebook_gpt"], r["nanogpt_recipe"]
+        md.append(f"| {r['seed']} | {a['perplexity']:.1f}, {a['tokens_per_second']:,} | {b['perplexity']:.1f}, "
+                  f"{b['tokens_per_second']:,} | {100 * r['notebook_vs_recipe']:+.0f} % | {r['trigram_perplexity']:.1f} |")
+    return md
+
+
+def seed_lines(entries: list[dict]) -> list[str]:
+    """Markdown lines: every checked measure of every notebook run with several seeds, one column per seed."""
+    md: list[str] = []
+    for e in entries:
+        runs = e.get("seed_runs") or []
+        if len(runs) < 2:
+            continue
+        seeds = [r["seed"] for r in runs]
+        md += ["", f"{e['notebook']} across seeds (`DLNLP_SEED`):", "",
+               "| measure | target | " + " | ".join(f"seed {s}" for s in seeds) + " | met for every seed |",
+               "|---|---|" + "---|" * len(seeds) + "---|"]
+        for i, check in enumerate(runs[0]["checks"]):
+            values = [r["checks"][i] if i < len(r["checks"]) else None for r in runs]
+            cells = [_fmt(v["value"] if v else None, ".4g") for v in values]
+            every = all(v is not None and v["met"] for v in values)
+            md.append(f"| {check['what']} | {check['target']} | " + " | ".join(cells) + f" | {'yes' if every else '**no**'} |")
+    return md
+
+
 def lm_figures(entry: dict) -> list[str]:
     """Markdown lines for notebook 04's language-model figures (perplexity, bits per byte, control, pretraining)."""
     rows = entry.get("rows", [])
@@ -107,6 +166,11 @@ def lm_figures(entry: dict) -> list[str]:
         (lo, hi), (blo, bhi) = r["control_interval"], r["bigram_control_interval"]
         md += ["", f"Control accuracy (95 % interval): GPT {r['control_accuracy']:.3f} ({lo:.3f}-{hi:.3f}), "
                    f"class-conditional bigram {r['bigram_control_accuracy']:.3f} ({blo:.3f}-{bhi:.3f})."]
+    if r.get("guided_control_interval") and r.get("bigram_guided_control_accuracy") is not None:
+        glo, ghi = r["guided_control_interval"]
+        md += ["", f"With guidance {r.get('guidance', 1.0):g}: GPT control {r['guided_control_accuracy']:.3f} "
+                   f"({glo:.3f}-{ghi:.3f}), distinct-2 {r['guided_distinct_2']:.3f}; class-conditional bigram "
+                   f"{r['bigram_guided_control_accuracy']:.3f}, distinct-2 {r['bigram_guided_distinct_2']:.3f}."]
     pre, scratch = _finetune_rows(rows)
     if pre is not None and scratch is not None:
         md += ["", "| labelled reviews | pretrained GPT body | same network from scratch | gap (points) |", "|---|---|---|---|"]
@@ -142,9 +206,12 @@ METRIC_TARGETS: dict[tuple[str, str], list[tuple[str, Callable[[Rows], float | N
     ],
     ("04_transformers_from_scratch", "small"): [
         ("GPT perplexity below the bigram's (1 - GPT / bigram)", lambda rows: _gain(rows), 0.0),
-        ("GPT control accuracy, lower end of its 95 % interval", lambda rows: _control_low(rows), 0.75),
+        ("GPT control accuracy, lower end of its 95 % interval (no guidance)", lambda rows: _control_low(rows), 0.5),
+        ("GPT control accuracy with guidance 1, lower end of its 95 % interval", _guided_control_low, 0.75),
         ("GPT perplexity below the trigram's (1 - GPT / trigram)", lambda rows: _trigram_gain(rows), 0.0),
-        ("GPT control accuracy minus the class-conditional bigram's", lambda rows: _control_over_bigram(rows), 0.0),
+        ("GPT control accuracy minus the class-conditional bigram's (no guidance)",
+         lambda rows: _control_over_bigram(rows), 0.0),
+        ("with guidance 1, GPT distinct-2 minus the class-conditional bigram's", _guided_variety_gap, 0.1),
         ("pretrained GPT classifier minus scratch, smallest gap over budgets", lambda rows: _smallest_gap(rows), 0.05),
     ],
     ("04_transformers_from_scratch", "full"): [
@@ -295,7 +362,8 @@ def render(store: dict) -> str:
                           f"{_fmt(r.get('test_accuracy'), '.3f')} | {_fmt(r.get('train_seconds'), '.0f')} | "
                           f"{_fmt(r.get('n_params'), ',')} | {_fmt(r.get('ms_per_review'), '.2f')} |")
         for e in entries:
-            md += lm_figures(e)
+            md += lm_figures(e) + side_by_side_lines(e)
+        md += seed_lines(entries)
         md += label_budget_table([r for e in entries for r in e["rows"]])
         md.append("")
     return "\n".join(md)
@@ -330,9 +398,37 @@ def run_notebook(path: Path, out_dir: Path, env: dict[str, str]) -> dict:
             "returncode": proc.returncode, "log_tail": output[-2000:]}
 
 
+def run_checks(name: str, preset: str, run: dict, rows: Rows) -> list[dict]:
+    """This run's wall time, memory and metrics against the targets of (name, preset)."""
+    checks = []
+    if (name, preset) in RESOURCE_TARGETS:
+        seconds, gb = RESOURCE_TARGETS[(name, preset)]
+        checks += [("wall time (s)", run["seconds"], seconds, "<="), ("peak kernel memory (GB)", run["peak_gb"], gb, "<=")]
+    for label, read, target in METRIC_TARGETS.get((name, preset), []):
+        checks.append((label, read(rows), target, ">="))
+    return [{"what": label, "value": value, "target": f"{op} {target}",
+             "met": value is not None and (value <= target if op == "<=" else value >= target)}
+            for label, value, target, op in checks]
+
+
+SIDE_BY_SIDE_TARGET = ("GPT perplexity below nanoGPT's CPU recipe, same seconds (1 - GPT / recipe), worst seed", 0.10)
+
+
+def run_side_by_side(seeds: list[int], env: dict[str, str]) -> dict:
+    """Run scripts/gpt_side_by_side.py for these seeds; return its JSON (``runs``), or the error it printed."""
+    out = ROOT / "build" / "gpt-side-by-side.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpt_side_by_side.py"), "--seeds", *map(str, seeds),
+                           "--out", str(out)], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"runs": [], "error": (proc.stdout + proc.stderr)[-2000:]}
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=os.environ.get("DLNLP_PRESET", "small"), choices=("small", "full"))
+    parser.add_argument("--seeds", type=int, nargs="+", help="run each notebook once per seed (DLNLP_SEED)")
+    parser.add_argument("--no-side-by-side", action="store_true", help="skip notebook 04's nanoGPT comparison")
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: all, in order)")
     args = parser.parse_args()
     notebooks = [Path(p) for p in args.notebooks] or sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -345,36 +441,49 @@ def main() -> int:
     misses = 0
     for path in notebooks:
         name = path.stem
-        started = time.strftime("%Y-%m-%dT%H:%M:%S")
-        print(f"== {name} ({args.preset})", flush=True)
-        run = run_notebook(path, out_dir, env)
-        rows = [r for r in load_results() if r["notebook"] == name and r["preset"] == args.preset
-                and r.get("recorded_at", "") >= started]
-        checks = []
-        if (name, args.preset) in RESOURCE_TARGETS:
-            seconds, gb = RESOURCE_TARGETS[(name, args.preset)]
-            checks += [("wall time (s)", run["seconds"], seconds, "<="), ("peak kernel memory (GB)", run["peak_gb"], gb, "<=")]
-        for label, read, target in METRIC_TARGETS.get((name, args.preset), []):
-            checks.append((label, read(rows), target, ">="))
-        entry = {"notebook": name, "date": started, "precision": precision(name, report["machine"]["gpu"]),
-                 **{k: v for k, v in run.items() if k != "log_tail"}, "rows": rows, "checks": []}
-        if run["returncode"] != 0:
-            print(run["log_tail"])
-        for label, value, target, op in checks:
-            ok = value is not None and (value <= target if op == "<=" else value >= target)
-            misses += not ok
-            entry["checks"].append({"what": label, "value": value, "target": f"{op} {target}", "met": ok})
-            shown = "not recorded" if value is None else f"{value:.4g}"
-            print(f"  {'met ' if ok else 'MISS'} {label}: {shown} (target {op} {target})")
-        for r in rows:
-            print(f"  row: {r['method']}: subset {r.get('subset_accuracy')}, test {r.get('test_accuracy')}, "
-                  f"train {r.get('train_seconds')} s, params {r.get('n_params')}")
+        entry: dict = {}
+        for seed in args.seeds or [None]:
+            started = time.strftime("%Y-%m-%dT%H:%M:%S")
+            print(f"== {name} ({args.preset}{'' if seed is None else f', seed {seed}'})", flush=True)
+            run_env = env if seed is None else {**env, "DLNLP_SEED": str(seed)}
+            run = run_notebook(path, out_dir, run_env)
+            rows = [r for r in load_results() if r["notebook"] == name and r["preset"] == args.preset
+                    and r.get("recorded_at", "") >= started]
+            checks = run_checks(name, args.preset, run, rows)
+            if run["returncode"] != 0:
+                print(run["log_tail"])
+            for c in checks:
+                shown = "not recorded" if c["value"] is None else f"{c['value']:.4g}"
+                print(f"  {'met ' if c['met'] else 'MISS'} {c['what']}: {shown} (target {c['target']})")
+            for r in rows:
+                print(f"  row: {r['method']}: subset {r.get('subset_accuracy')}, test {r.get('test_accuracy')}, "
+                      f"train {r.get('train_seconds')} s, params {r.get('n_params')}")
+            if not entry:  # the first seed's run is the notebook's entry
+                entry = {"notebook": name, "date": started, "precision": precision(name, report["machine"]["gpu"]),
+                         **{k: v for k, v in run.items() if k != "log_tail"}, "rows": rows, "checks": checks}
+            if seed is not None:
+                entry.setdefault("seed_runs", []).append(
+                    {"seed": seed, "returncode": run["returncode"], "checks": checks + [
+                        {"what": "run", "value": run["returncode"], "target": "== 0", "met": run["returncode"] == 0}]})
+        if name == "04_transformers_from_scratch" and args.preset == "small" and not args.no_side_by_side:
+            print("== notebook 04's GPT against nanoGPT's CPU recipe (scripts/gpt_side_by_side.py)", flush=True)
+            entry["side_by_side"] = run_side_by_side(args.seeds or [42, 0, 7], env)
+            for r in entry["side_by_side"]["runs"]:
+                print(f"  seed {r['seed']}: notebook GPT {r['notebook_gpt']['perplexity']}, "
+                      f"recipe {r['nanogpt_recipe']['perplexity']} ({100 * r['notebook_vs_recipe']:+.0f} %)")
+            label, target = SIDE_BY_SIDE_TARGET
+            worst = _side_by_side_worst(entry)
+            entry["checks"].append({"what": label, "value": worst, "target": f">= {target}",
+                                    "met": worst is not None and worst >= target})
+        misses += sum(not c["met"] for c in entry["checks"])
         report["notebooks"].append(entry)
     (ROOT / "build" / f"bench-{args.preset}.json").write_text(json.dumps(report, indent=1, default=str))
     write_docs(report)
     print(render({"sections": {"this run": {**report, "notebooks": {e["notebook"]: e for e in report["notebooks"]}}}}))
     print(f"\n{misses} target(s) missed; wrote docs/benchmarks.md, docs/benchmarks.json and build/bench-{args.preset}.json")
-    return 1 if any(e["returncode"] != 0 for e in report["notebooks"]) else 0
+    failed = [e["notebook"] for e in report["notebooks"]
+              if e["returncode"] != 0 or any(r["returncode"] != 0 for r in e.get("seed_runs", []))]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ LEVERS = {  # name -> (environment, options for the timed steps)
     "notebook (float32, oneDNN cache 4)": ({}, {}),
     "oneDNN cache default (1024)": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, {}),
     "fused AdamW": ({}, {"fused": True}),
+    "fused AdamW + oneDNN cache 1024": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, {"fused": True}),
     "bfloat16 autocast": ({}, {"bf16": True}),
     "batch 32": ({}, {"batch": 32}),
     "torch.compile": ({}, {"compile": True}),

@@ -72,7 +72,8 @@ def test_gpt_targets_read_perplexity_and_control() -> None:
             {"method": "transformer encoder from scratch", "subset_accuracy": 0.7}]
     gain = _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows)
     assert abs(gain - (1 - 57 / 66)) < 1e-12
-    assert _read("04_transformers_from_scratch", "small", "GPT control")(rows) == 0.62
+    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy, lower end")(rows) == 0.62
+    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy with guidance")(rows) is None
     assert _read("04_transformers_from_scratch", "full", "GPT control")(rows) == 0.72
     assert _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows[1:]) is None
 
@@ -80,7 +81,9 @@ def test_gpt_targets_read_perplexity_and_control() -> None:
 NB04_ROWS = [{"method": "GPT from scratch as generative classifier", "val_perplexity": 60.0, "bigram_perplexity": 80.0,
               "trigram_perplexity": 45.0, "unigram_perplexity": 400.0, "val_bits_per_byte": 1.9,
               "bigram_bits_per_byte": 2.0, "trigram_bits_per_byte": 1.7, "control_accuracy": 0.70,
-              "control_interval": [0.64, 0.75], "bigram_control_accuracy": 0.66, "bigram_control_interval": [0.6, 0.71]},
+              "control_interval": [0.64, 0.75], "bigram_control_accuracy": 0.66, "bigram_control_interval": [0.6, 0.71],
+              "guidance": 1.0, "guided_control_accuracy": 0.94, "guided_control_interval": [0.91, 0.96],
+              "guided_distinct_2": 0.985, "bigram_guided_control_accuracy": 0.99, "bigram_guided_distinct_2": 0.65},
              {"method": "GPT body pretrained on IMDB, fine-tuned", "pretraining": "IMDB", "labelled_reviews": 2000,
               "budget_accuracies": {"500": [0.60, 0.62, 0.64], "2000": [0.75, 0.74, 0.76]}},
              {"method": "GPT body from scratch, fine-tuned", "pretraining": "none", "labelled_reviews": 2000,
@@ -91,6 +94,8 @@ def test_gpt_targets_read_trigram_control_baseline_and_pretraining_gap() -> None
     assert abs(_read("04_transformers_from_scratch", "small", "GPT perplexity below the trigram")(NB04_ROWS)
                - (1 - 60 / 45)) < 1e-12
     assert abs(_read("04_transformers_from_scratch", "small", "GPT control accuracy minus")(NB04_ROWS) - 0.04) < 1e-12
+    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy with guidance")(NB04_ROWS) == 0.91
+    assert abs(_read("04_transformers_from_scratch", "small", "with guidance 1, GPT distinct-2")(NB04_ROWS) - 0.335) < 1e-9
     gap = _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS)
     assert abs(gap - 0.03) < 1e-9  # 2,000 labels: 0.75 - 0.72; 500 labels: 0.62 - 0.51
     assert _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS[:2]) is None
@@ -103,6 +108,7 @@ def test_lm_figures_render_only_for_notebook_04_with_new_fields() -> None:
     assert "| trigram | 45.0 | 1.700 |" in md and "| GPT | 60.0 | 1.900 |" in md
     assert "| 500 | 0.600 / 0.620 / 0.640 | 0.500 / 0.520 / 0.510 | +11.0 |" in md
     assert "class-conditional bigram 0.660" in md
+    assert "With guidance 1: GPT control 0.940 (0.910-0.960), distinct-2 0.985; class-conditional bigram 0.990" in md
     assert bench.lm_figures({"notebook": "04_transformers_from_scratch", "rows": [{"method": "GPT", "val_perplexity": 5}]}) == []
     assert bench.lm_figures({**entry, "notebook": "03_bert_classification"}) == []
 
@@ -134,3 +140,28 @@ def test_rows_table_shows_label_counts_and_keeps_budget_rows_out() -> None:
     assert "| 03_bert_classification | MiniLM-L6 fine-tuned | 2,400 | external text (all-MiniLM-L6-v2) | 0.876 |" in md
     assert "| 03_bert_classification | GRU | not recorded | not recorded | 0.880 |" in md  # recorded by older code
     assert "TF-IDF + LR, 64 labelled reviews" not in md and "| 64 | 72.0 (1 run) | – |" in md
+
+
+def test_seed_runs_render_one_column_per_seed() -> None:
+    def check(value: float) -> dict:
+        return {"what": "GPT control accuracy, lower end", "value": value, "target": ">= 0.75", "met": value >= 0.75}
+
+    entry = {"notebook": "04_transformers_from_scratch", "seed_runs": [
+        {"seed": 42, "returncode": 0, "checks": [check(0.78)]}, {"seed": 0, "returncode": 0, "checks": [check(0.74)]}]}
+    md = "\n".join(bench.seed_lines([entry, {"notebook": "01_word_embeddings", "seed_runs": []}]))
+    assert "| measure | target | seed 42 | seed 0 | met for every seed |" in md
+    assert "| GPT control accuracy, lower end | >= 0.75 | 0.78 | 0.74 | **no** |" in md
+    assert "01_word_embeddings" not in md  # one run: nothing to compare across seeds
+
+
+def test_side_by_side_reports_the_worst_seed() -> None:
+    def run(seed: int, ours: float, recipe: float) -> dict:
+        return {"seed": seed, "notebook_gpt": {"perplexity": ours, "tokens_per_second": 11000},
+                "nanogpt_recipe": {"perplexity": recipe, "tokens_per_second": 7500},
+                "notebook_vs_recipe": ours / recipe - 1, "trigram_perplexity": 41.0}
+
+    entry = {"side_by_side": {"runs": [run(42, 69.0, 98.0), run(0, 69.0, 80.0)]}}
+    assert abs(bench._side_by_side_worst(entry) - (1 - 69 / 80)) < 1e-9
+    md = "\n".join(bench.side_by_side_lines(entry))
+    assert "| 0 | 69.0, 11,000 | 80.0, 7,500 | -14 % | 41.0 |" in md
+    assert bench._side_by_side_worst({}) is None and bench.side_by_side_lines({}) == []
