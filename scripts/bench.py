@@ -7,7 +7,7 @@ entry, other sections and notebooks stay), and ``docs/benchmarks.md`` is rendere
 edited by hand. A copy of this run goes to ``build/bench-<preset>.json``. A benchmark, not a test: misses are
 reported, and the exit status is 0 unless a notebook fails to run.
 
-``--seeds 42 0 7`` runs every notebook once per seed (``DLNLP_SEED``) and tabulates each target per seed; the first
+``--seeds 42,0,7`` runs every notebook once per seed (``DLNLP_SEED``) and tabulates each target per seed; the first
 seed's run is the notebook's main entry. When notebook 04 runs on the small preset, ``scripts/gpt_side_by_side.py``
 then trains its GPT and nanoGPT's CPU recipe for the same seconds on the same stream, for the same seeds
 (``--no-side-by-side`` skips it: it costs about twice notebook 04's training time per seed).
@@ -427,7 +427,8 @@ def run_side_by_side(seeds: list[int], env: dict[str, str]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=os.environ.get("DLNLP_PRESET", "small"), choices=("small", "full"))
-    parser.add_argument("--seeds", type=int, nargs="+", help="run each notebook once per seed (DLNLP_SEED)")
+    parser.add_argument("--seeds", type=lambda text: [int(x) for x in text.split(",")],
+                        help="comma-separated, e.g. 42,0,7: run each notebook once per seed (DLNLP_SEED)")
     parser.add_argument("--no-side-by-side", action="store_true", help="skip notebook 04's nanoGPT comparison")
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: all, in order)")
     args = parser.parse_args()
