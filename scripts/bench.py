@@ -424,10 +424,18 @@ def run_side_by_side(seeds: list[int], env: dict[str, str]) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 42,0,7`` as [42, 0, 7]; anything else is refused with the form to use."""
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers: pass e.g. 42,0,7") from None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=os.environ.get("DLNLP_PRESET", "small"), choices=("small", "full"))
-    parser.add_argument("--seeds", type=lambda text: [int(x) for x in text.split(",")],
+    parser.add_argument("--seeds", type=seed_list,
                         help="comma-separated, e.g. 42,0,7: run each notebook once per seed (DLNLP_SEED)")
     parser.add_argument("--no-side-by-side", action="store_true", help="skip notebook 04's nanoGPT comparison")
     parser.add_argument("notebooks", nargs="*", help="notebooks to run (default: all, in order)")

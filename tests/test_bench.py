@@ -165,3 +165,13 @@ def test_side_by_side_reports_the_worst_seed() -> None:
     md = "\n".join(bench.side_by_side_lines(entry))
     assert "| 0 | 69.0, 11,000 | 80.0, 7,500 | -14 % | 41.0 |" in md
     assert bench._side_by_side_worst({}) is None and bench.side_by_side_lines({}) == []
+
+
+def test_seed_list_reads_commas_and_refuses_the_rest() -> None:
+    import argparse
+
+    import pytest
+
+    assert bench.seed_list("42,0,7") == [42, 0, 7]
+    with pytest.raises(argparse.ArgumentTypeError, match="comma-separated"):
+        bench.seed_list("42 0")
