@@ -71,6 +71,9 @@ def test_notebook_is_committed_stripped(path: Path) -> None:
         if cell["cell_type"] == "code":
             assert cell.get("outputs") == [] and cell.get("execution_count") is None, (
                 f"{path.name} cell {i} has outputs: run `jupyter nbconvert --clear-output --inplace {path}`")
+    ids = [cell.get("id") for cell in _cells(path)]
+    assert all(ids) and len(set(ids)) == len(ids), (
+        f"{path.name}: every cell needs its own id (nbformat 4.5): save it from JupyterLab, or use nbformat.validator.normalize")
 
 
 @pytest.mark.skipif(not NOTEBOOKS, reason="no notebooks yet")
