@@ -105,15 +105,35 @@ def _gpu_bf16(framework: str) -> bool:
     return False
 
 
-def keras_precision(verbose: bool = True) -> str:
-    """Set Keras's global dtype policy as ``bfloat16_choice`` decides and return it (set it again after ``clear_session``)."""
+def keras_faster_precision(build, x, y, repeats: int = 2, verbose: bool = True, timer=None) -> str:
+    """Time training steps of ``build()`` on one batch (x, y) under float32 and mixed_bfloat16; set and return the faster.
+
+    ``build`` returns an uncompiled Keras model; each policy gets its own (built after ``clear_session`` under that
+    policy, compiled with Adam and binary cross-entropy). ``$DLNLP_PRECISION`` overrides, as in ``faster_precision``.
+    """
     import keras
 
-    use, why = bfloat16_choice("tensorflow")
+    if not callable(build):
+        raise ValueError(f"build must be a function that returns a Keras model, got {type(build).__name__}")
+    models: dict[str, object] = {}
+
+    def step(use_bf16: bool) -> None:
+        policy = "mixed_bfloat16" if use_bf16 else "float32"
+        if policy not in models:  # the untimed warm-up call builds, compiles and traces the model
+            keras.backend.clear_session()
+            keras.mixed_precision.set_global_policy(policy)
+            models[policy] = build()
+            models[policy].compile(optimizer="adam", loss="binary_crossentropy")
+        models[policy].train_on_batch(x, y)
+
+    use, seconds = faster_precision(step, repeats=repeats, timer=timer)
     policy = "mixed_bfloat16" if use else "float32"
+    models.clear()
+    keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)
     if verbose:
-        print(f"Keras dtype policy: {policy} ({why}).")
+        print("Keras training step on one batch: " + ", ".join(f"{k} {1000 * s:.0f} ms" for k, s in seconds.items())
+              + f"; from here on Keras computes in {'bfloat16 (policy mixed_bfloat16)' if use else 'float32'}")
     return policy
 
 

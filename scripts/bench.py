@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -260,8 +261,17 @@ def machine() -> dict:
             "packages": {name: _version(name) for name in PACKAGES}}
 
 
-def precision(notebook: str, gpu: str) -> str:
-    """The compute precision the notebook chooses on this machine (the same rule as helpers.runtime)."""
+MEASURED = re.compile(r"(?:training in|computes in) (bfloat16|float32)")  # what notebooks 03 and 04 print after timing
+
+
+def precision(notebook: str, gpu: str, executed: Path | None = None) -> str:
+    """The precision the notebook chose: what it printed after timing both, else helpers.runtime's rule for its framework."""
+    if executed is not None and executed.exists():
+        outputs = json.loads(executed.read_text(encoding="utf-8"))["cells"]
+        text = "".join(o.get("text", "") if isinstance(o.get("text", ""), str) else "".join(o["text"])
+                       for c in outputs for o in c.get("outputs", []))
+        if found := MEASURED.findall(text):
+            return f"{found[-1]} (timed)"
     framework = FRAMEWORK.get(notebook)
     if framework is None:
         return "float32"
@@ -468,7 +478,10 @@ def main() -> int:
                 print(f"  row: {r['method']}: subset {r.get('subset_accuracy')}, test {r.get('test_accuracy')}, "
                       f"train {r.get('train_seconds')} s, params {r.get('n_params')}")
             if not entry:  # the first seed's run is the notebook's entry
-                entry = {"notebook": name, "date": started, "precision": precision(name, report["machine"]["gpu"]),
+                executed = out_dir / path.name  # read only if this run wrote it
+                fresh = executed.exists() and executed.stat().st_mtime >= time.time() - run["seconds"] - 5
+                chosen = precision(name, report["machine"]["gpu"], executed if fresh else None)
+                entry = {"notebook": name, "date": started, "precision": chosen,
                          **{k: v for k, v in run.items() if k != "log_tail"}, "rows": rows, "checks": checks}
             if seed is not None:
                 entry.setdefault("seed_runs", []).append(

@@ -175,3 +175,19 @@ def test_seed_list_reads_commas_and_refuses_the_rest() -> None:
     assert bench.seed_list("42,0,7") == [42, 0, 7]
     with pytest.raises(argparse.ArgumentTypeError, match="comma-separated"):
         bench.seed_list("42 0")
+
+
+def test_precision_reads_what_a_timing_notebook_printed(tmp_path) -> None:
+    import json
+
+    def executed(text: str) -> Path:
+        path = tmp_path / "nb.ipynb"
+        path.write_text(json.dumps({"cells": [{"cell_type": "code", "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": [text]}]}]}), encoding="utf-8")
+        return path
+
+    line = "forward and backward on 4 windows: float32 30 ms, bfloat16 20 ms; training in bfloat16 autocast\n"
+    assert bench.precision("04_transformers_from_scratch", "none", executed(line)) == "bfloat16 (timed)"
+    line = "training step, length 128, batch 16: float32 9.0 reviews/s; from here on the notebook computes in float32\n"
+    assert bench.precision("03_bert_classification", "none", executed(line)) == "float32 (timed)"
+    assert bench.precision("01_word_embeddings", "none", executed("nothing timed\n")) == "float32"  # the rule

@@ -37,3 +37,27 @@ def test_faster_precision_obeys_the_override_and_rejects_bad_input(monkeypatch) 
         runtime.faster_precision(lambda b: None, repeats=0)
     with pytest.raises(ValueError, match="step must be"):
         runtime.faster_precision("fast")
+
+
+@pytest.mark.parametrize("f32, bf16, expected", [(1.0, 0.5, "mixed_bfloat16"), (0.5, 1.0, "float32")])
+def test_keras_faster_precision_times_a_real_model_and_sets_the_policy(monkeypatch, capsys, f32, bf16, expected) -> None:
+    import keras
+    import numpy as np
+
+    monkeypatch.delenv(runtime.PRECISION_ENV, raising=False)
+    built = []
+
+    def build():
+        built.append(keras.mixed_precision.global_policy().name)
+        return keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1, activation="sigmoid", dtype="float32")])
+
+    x, y = np.zeros((8, 4), dtype="float32"), np.ones(8, dtype="float32")
+    try:
+        policy = runtime.keras_faster_precision(build, x, y, repeats=3, timer=fake_timer(f32, bf16))
+        assert policy == expected and keras.mixed_precision.global_policy().name == expected
+        assert built == ["float32", "mixed_bfloat16"]  # one model per policy, built under it
+        assert "from here on Keras computes in" in capsys.readouterr().out
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    with pytest.raises(ValueError, match="build must be"):
+        runtime.keras_faster_precision("model", x, y)

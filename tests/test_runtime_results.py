@@ -102,21 +102,6 @@ def test_bfloat16_choice_uses_a_capable_gpu_and_the_override(monkeypatch: pytest
         runtime.bfloat16_choice("jax")
 
 
-def test_keras_precision_sets_the_global_policy(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import keras
-
-    try:
-        monkeypatch.setenv(runtime.PRECISION_ENV, "bfloat16")
-        assert runtime.keras_precision() == "mixed_bfloat16"
-        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-        assert "Keras dtype policy: mixed_bfloat16" in capsys.readouterr().out
-        monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
-        assert runtime.keras_precision(verbose=False) == "float32"
-        assert keras.mixed_precision.global_policy().name == "float32"
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-
-
 def test_peak_memory_is_a_plausible_number_of_gigabytes() -> None:
     import psutil
 
