@@ -261,7 +261,7 @@ def machine() -> dict:
             "packages": {name: _version(name) for name in PACKAGES}}
 
 
-MEASURED = re.compile(r"(?:training in|computes in) (bfloat16|float32)")  # what notebooks 03 and 04 print after timing
+MEASURED = re.compile(r"(?:training in|computes in) (bfloat16|float32)")  # what notebooks 02-04 print after timing
 
 
 def precision(notebook: str, gpu: str, executed: Path | None = None) -> str:
