@@ -389,6 +389,11 @@ def write_docs(report: dict, docs: Path = DOCS) -> None:
     (docs / "benchmarks.md").write_text(render(store), encoding="utf-8")
 
 
+def copy_dir(out_dir: Path, seeds: list[int] | None, seed: int | None) -> Path:
+    """Where a run's executed copy goes: ``out_dir`` for the first seed (the copy the book uses), else ``seed-N/``."""
+    return out_dir if not seeds or seed == seeds[0] else out_dir / f"seed-{seed}"
+
+
 def run_notebook(path: Path, out_dir: Path, env: dict[str, str]) -> dict:
     """Execute one notebook in a fresh kernel; return wall seconds, peak kernel-tree RSS and the exit code."""
     cmd = [str(Path(sys.executable).parent / "jupyter"), "nbconvert", "--to", "notebook", "--execute",
@@ -465,7 +470,7 @@ def main() -> int:
             started = time.strftime("%Y-%m-%dT%H:%M:%S")
             print(f"== {name} ({args.preset}{'' if seed is None else f', seed {seed}'})", flush=True)
             run_env = env if seed is None else {**env, "DLNLP_SEED": str(seed)}
-            run = run_notebook(path, out_dir, run_env)
+            run = run_notebook(path, copy_dir(out_dir, args.seeds, seed), run_env)
             rows = [r for r in load_results() if r["notebook"] == name and r["preset"] == args.preset
                     and r.get("recorded_at", "") >= started]
             checks = run_checks(name, args.preset, run, rows)

@@ -191,3 +191,9 @@ def test_precision_reads_what_a_timing_notebook_printed(tmp_path) -> None:
     line = "training step, length 128, batch 16: float32 9.0 reviews/s; from here on the notebook computes in float32\n"
     assert bench.precision("03_bert_classification", "none", executed(line)) == "float32 (timed)"
     assert bench.precision("01_word_embeddings", "none", executed("nothing timed\n")) == "float32"  # the rule
+
+
+def test_only_the_first_seed_writes_the_copy_the_book_reads(tmp_path) -> None:
+    assert bench.copy_dir(tmp_path, None, None) == tmp_path
+    assert bench.copy_dir(tmp_path, [42, 0, 7], 42) == tmp_path
+    assert bench.copy_dir(tmp_path, [42, 0, 7], 7) == tmp_path / "seed-7"
