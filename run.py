@@ -41,6 +41,8 @@ PYTEST_NOTEBOOK_ARGS = ("--nbval-lax", "--nbval-cell-timeout=1800", "-p", "no:ca
 # Google Colab's versions (helpers/stack-colab.txt) as a second tested stack: `run.py test --stack colab`.
 COLAB_STACK = Path("helpers") / "stack-colab.txt"
 REPO_URL = "https://github.com/dlnlp-tutorial/deep-learning-nlp-python"  # what the notebooks' install cell installs
+# The series' variables a Colab run keeps: a learner there sets none, but claims are checked across seeds and precisions.
+CHECK_VARIABLES = ("DLNLP_SEED", "DLNLP_PRECISION")
 COLAB_TESTS = ("tests/test_splits.py",)  # the unit tests whose claims must hold on Colab's versions too
 BOOK_PRESET = "small"  # the book shows the notebooks as a 2-core laptop runs them
 
@@ -346,11 +348,11 @@ class ColabRunner(Runner):
         self.call("-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", ".")  # helpers as this clone has them
 
     def colab_env(self, folder: Path) -> dict[str, str]:
-        """Colab's environment: none of the series' variables (but ``DLNLP_SEED``, for three-seed checks),
-        ``google.colab`` imported by the kernel, and the install cell's ``git+https`` address answered by this clone
-        (what is committed, as on GitHub)."""
+        """Colab's environment: none of the series' variables but ``CHECK_VARIABLES``, ``google.colab`` imported by
+        the kernel, and the install cell's ``git+https`` address answered by this clone (what is committed, as on
+        GitHub)."""
         env = {k: v for k, v in os.environ.items()
-               if (k == "DLNLP_SEED" or not k.startswith("DLNLP_")) and k not in ENV_DEFAULTS}
+               if (k in CHECK_VARIABLES or not k.startswith("DLNLP_")) and k not in ENV_DEFAULTS}
         stub = folder / ".colab" / "google" / "colab"  # a namespace package beside google.protobuf, as on Colab
         stub.mkdir(parents=True)
         (stub / "__init__.py").write_text('"""Stand-in for Colab\'s module: its presence is what the notebooks test."""\n')

@@ -314,15 +314,16 @@ def test_installed_kernel_spec_carries_the_variables() -> None:
     assert spec["display_name"] == run.KERNEL_DISPLAY_NAME
 
 
-def test_colab_env_drops_the_series_variables_but_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_colab_env_drops_the_series_variables_but_seed_and_precision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLNLP_PRESET", "full")
     monkeypatch.setenv("DLNLP_WORK_DIR", "/elsewhere")
     monkeypatch.setenv("DLNLP_SEED", "7")
+    monkeypatch.setenv("DLNLP_PRECISION", "bfloat16")
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     runner = run.ColabRunner(tmp_path / ".venv-colab", root=tmp_path, call=Recorder(), out=lambda _: None)
     env = runner.colab_env(tmp_path / "nb")
     assert "DLNLP_PRESET" not in env and "DLNLP_WORK_DIR" not in env and "KERAS_BACKEND" not in env
-    assert env["DLNLP_SEED"] == "7" and env["COLAB_RELEASE_TAG"]
+    assert env["DLNLP_SEED"] == "7" and env["DLNLP_PRECISION"] == "bfloat16" and env["COLAB_RELEASE_TAG"]
     assert (tmp_path / "nb" / ".colab" / "google" / "colab" / "__init__.py").is_file()
     startup = tmp_path / "nb" / ".ipython" / "profile_default" / "startup" / "00-colab.py"
     assert "import google.colab" in startup.read_text()
