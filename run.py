@@ -244,9 +244,9 @@ class Runner:
         return self.call("-m", "helpers", "prefetch", *extra, check=False)
 
     def cmd_bench(self, extra: list[str]) -> int:
-        """Set up, then benchmark every notebook (scripts/bench.py)."""
+        """Set up, then benchmark every notebook (scripts/tools/bench.py)."""
         self.setup()
-        return self.call(Path("scripts") / "bench.py", *extra, check=False)
+        return self.call(Path("scripts") / "tools" / "bench.py", *extra, check=False)
 
     def cmd_check(self, extra: list[str]) -> int:
         """The preflight (``python -m helpers check``) in the environment, without installing anything."""
@@ -268,7 +268,7 @@ class Runner:
         self.setup()
         self.call("-m", "pip", "install", "-q", "-r", "requirements-browser.txt")
         pages = sorted((self.root / "build").glob("*.html"))
-        return self.call(Path("scripts") / "check_html.py", *(p.relative_to(self.root) for p in pages), *extra,
+        return self.call(Path("scripts") / "tools" / "check_html.py", *(p.relative_to(self.root) for p in pages), *extra,
                          check=False)
 
     def cmd_book(self, extra: list[str]) -> int:
@@ -287,13 +287,13 @@ class Runner:
             else:
                 self.out(f"== {nb.as_posix()}: reusing {copy.relative_to(self.root).as_posix()}")
             executed.append(copy.relative_to(self.root))
-        return self.call(Path("scripts") / "build_book.py", *executed, *extra, check=False)
+        return self.call(Path("scripts") / "tools" / "build_book.py", *executed, *extra, check=False)
 
     def cmd_check_book(self, extra: list[str]) -> int:
         """Set up, then open every page of build/book in Chromium and check it (after ``book``)."""
         self.setup()
         self.call("-m", "pip", "install", "-q", "-r", "requirements-browser.txt")
-        return self.call(Path("scripts") / "check_book.py", *(extra or [Path("build") / "book"]), check=False)
+        return self.call(Path("scripts") / "tools" / "check_book.py", *(extra or [Path("build") / "book"]), check=False)
 
     def cmd_clean_venv(self, extra: list[str]) -> int:
         """Delete the virtual environment (only if it is one)."""

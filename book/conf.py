@@ -1,6 +1,6 @@
 """Sphinx configuration of the book: the executed notebooks, the benchmarks and the design notes (``run.py book``).
 
-``scripts/build_book.py`` copies this folder, the executed notebooks and docs/ into build/book-src/ and builds it
+``scripts/tools/build_book.py`` copies this folder, the executed notebooks and docs/ into build/book-src/ and builds it
 there; nothing is executed or downloaded by the build, and MathJax is served from the site itself.
 """
 
@@ -24,7 +24,7 @@ nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
 myst_heading_anchors = 4  # GitHub-style anchors, so ../docs/design-notes.md#a-heading links resolve
 
-# Math offline: scripts/build_book.py copies MathJax (PyPI package django-static-mathjax) into _static/mathjax.
+# Math offline: scripts/tools/build_book.py copies MathJax (PyPI package django-static-mathjax) into _static/mathjax.
 mathjax_path = "mathjax/tex-chtml-full.js"
 
 REPO = "https://github.com/dlnlp-tutorial/deep-learning-nlp-python"

@@ -223,7 +223,7 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
         reference = check.number(reference, "reference")
     value_format = value_format or f"{{:.{decimals}f}}"  # e.g. "{:.1f} %"
     fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
-    fig.set_label("comparison")  # the book's key figure for the README (scripts/build_book.py)
+    fig.set_label("comparison")  # the book's key figure for the README (scripts/tools/build_book.py)
     bars = ax.barh(range(len(names)), values, color=PALETTE[0])
     ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8, zorder=4,
                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # readable across the reference line

@@ -24,7 +24,7 @@ def _load(name: str, path: Path):
 
 
 run = _load("run", ROOT / "run.py")
-build_book = _load("build_book", ROOT / "scripts" / "build_book.py")
+build_book = _load("build_book", ROOT / "scripts" / "tools" / "build_book.py")
 
 
 class Recorder:
@@ -102,7 +102,7 @@ def test_book_executes_only_what_has_no_fresh_copy_once_on_the_small_preset(repo
     assert [c[-1] for c, _ in executions] == [str(Path("notebooks/01_a.ipynb"))]
     assert all(e["DLNLP_PRESET"] == "small" and e["KERAS_BACKEND"] == "tensorflow" for _, e in executions)
     build = rec.calls[-1]
-    assert build[1] == str(Path("scripts/build_book.py"))
+    assert build[1] == str(Path("scripts/tools/build_book.py"))
     assert build[2:] == [str(Path("build/01_a.ipynb")), str(Path("build/02_b.ipynb")), "-q"]
 
 
@@ -120,7 +120,7 @@ def test_check_book_installs_the_browser_driver_and_checks_build_book(repo: Path
     runner, rec = _ready_runner(repo)
     runner.cmd_check_book([])
     assert rec.calls[0][-2:] == ["-r", "requirements-browser.txt"]
-    assert rec.calls[1][1:] == [str(Path("scripts/check_book.py")), str(Path("build/book"))]
+    assert rec.calls[1][1:] == [str(Path("scripts/tools/check_book.py")), str(Path("build/book"))]
     assert "book" in run.COMMANDS and "check-book" in run.COMMANDS
 
 

@@ -174,7 +174,7 @@ def test_commands_return_the_tools_exit_status(repo: Path) -> None:
     ("tutorial", ["-m", "jupyterlab", "notebooks"]),
     ("unit", ["-m", "pytest", "tests"]),
     ("prefetch", ["-m", "helpers", "prefetch"]),
-    ("bench", [str(Path("scripts/bench.py"))]),
+    ("bench", [str(Path("scripts/tools/bench.py"))]),
     ("check", ["-m", "helpers", "check"]),
 ])
 def test_each_command_runs_its_tool(repo: Path, command: str, expected: list[str]) -> None:

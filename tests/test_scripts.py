@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("budget_epochs", ROOT / "scripts" / "budget_epochs.py")
+spec = importlib.util.spec_from_file_location("budget_epochs", ROOT / "scripts" / "experiments" / "budget_epochs.py")
 budget_epochs = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(budget_epochs)
 

@@ -1,6 +1,6 @@
 """Open executed notebooks' HTML in headless Chromium and confirm that every plot rendered.
 
-Usage: ``python scripts/check_html.py build/*.html`` (``make check-html``, after ``make run``). Needs Chromium
+Usage: ``python scripts/tools/check_html.py build/*.html`` (``make check-html``, after ``make run``). Needs Chromium
 (Debian/Ubuntu: ``apt-get install chromium``; or set ``CHROMIUM``) and ``pip install -r requirements-browser.txt``.
 For each page it counts the images, checks each one decoded to a non-empty bitmap, and saves a screenshot of
 the first plot as ``<page>.plot.png`` beside the HTML for a person to look at.

@@ -1,6 +1,6 @@
 """Notebook 04's GPT against nanoGPT's CPU recipe, trained on the same token stream for the same seconds.
 
-Usage: ``python scripts/gpt_side_by_side.py [--seeds 42 0 7] [--steps N] [--out results.json]``.
+Usage: ``python scripts/experiments/gpt_side_by_side.py [--seeds 42 0 7] [--steps N] [--out results.json]``.
 
 The notebook's own cells (data, tokenizer, model, optimizer, schedule) are executed from
 ``notebooks/04_transformers_from_scratch.ipynb``, so the comparison follows the notebook as it is. The other model
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "04_transformers_from_scratch.ipynb"
 
 

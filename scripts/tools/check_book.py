@@ -1,6 +1,6 @@
 """Open every page of the built book in headless Chromium and check what a reader sees.
 
-Usage: ``python scripts/check_book.py [build/book]`` (``run.py check-book``, after ``run.py book``). Needs Chromium
+Usage: ``python scripts/tools/check_book.py [build/book]`` (``run.py check-book``, after ``run.py book``). Needs Chromium
 (Debian/Ubuntu: ``apt-get install chromium``; or set ``CHROMIUM``) and ``pip install -r requirements-browser.txt``.
 The site is served from a local HTTP server, as GitHub Pages would serve it, and any request that leaves it (a
 CDN, a font, an analytics script) is blocked and reported. Each page must have no error output and no script

@@ -1,6 +1,6 @@
 """Build the book: a static site of the executed notebooks, the benchmarks and the design notes (``run.py book``).
 
-Usage: ``python scripts/build_book.py EXECUTED.ipynb ... [--out build/book]``. Nothing is executed here: pass the
+Usage: ``python scripts/tools/build_book.py EXECUTED.ipynb ... [--out build/book]``. Nothing is executed here: pass the
 executed copies that ``run.py run``, ``bench`` or ``book`` wrote. The sources (book/, the executed notebooks,
 docs/*.md and docs/img/) are staged in build/book-src/ (unchanged files keep their time stamps, so Sphinx rebuilds
 only what changed), MathJax is copied from the django-static-mathjax package so math renders without a CDN, and
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Figures helpers.plots labels (its figure metadata "label"), most wanted first: the README shows the last one
 # found of the first label that any notebook shows.
 KEY_FIGURE_LABELS = ("label-budget", "comparison")

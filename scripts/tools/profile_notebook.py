@@ -1,6 +1,6 @@
 """Profile a notebook cell by cell: wall time and peak resident memory of the kernel during each cell.
 
-Usage: ``python scripts/profile_notebook.py notebooks/02_lstm_sentiment.ipynb [--top 12] [--in-order] [--output FILE]``.
+Usage: ``python scripts/tools/profile_notebook.py notebooks/02_lstm_sentiment.ipynb [--top 12] [--in-order] [--output FILE]``.
 Runs the notebook in a fresh kernel (like ``make bench``) and prints the cells that take the most time and raise
 memory the most, so a missed target can be traced to data loading, tokenisation, training or evaluation.
 """

@@ -1,6 +1,6 @@
 """Time notebook 03's and 04's hot loops under the torch that runs this script, to compare two stacks' builds.
 
-Usage: ``python scripts/torch_stack_bench.py [--repeats 5]`` in each environment (e.g. ``.venv`` and ``.venv-colab``),
+Usage: ``python scripts/experiments/torch_stack_bench.py [--repeats 5]`` in each environment (e.g. ``.venv`` and ``.venv-colab``),
 ideally alternating on an idle machine. Prints one line per workload: steps per second in float32 and under bfloat16
 autocast, with torch's version, threads and oneDNN settings, so a slower stack can be traced to a precision path.
 """

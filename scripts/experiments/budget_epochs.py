@@ -1,6 +1,6 @@
 """Choose notebook 03's fine-tuning epochs per label budget on validation reviews.
 
-Usage: ``python scripts/budget_epochs.py [--seeds 42] [--budget 256:2,4,6] [--budget 1024:1,2,3] [--out FILE]``.
+Usage: ``python scripts/experiments/budget_epochs.py [--seeds 42] [--budget 256:2,4,6] [--budget 1024:1,2,3] [--out FILE]``.
 
 The notebook's own cells (data, tokenizer, checkpoint, ``new_classifier``, ``fine_tune``, ``predict``) are executed
 from ``notebooks/03_bert_classification.ipynb``, so the runs follow the notebook as it is. For every seed and budget N,
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "03_bert_classification.ipynb"
 NEEDED = ("SIZE = helpers.preset()", "import gc", "CHECKPOINT = None", "imdb = helpers.load_imdb(",
           "train_ids = bert.encode(", "def new_classifier(", "val_texts, val_labels =", "def fine_tune(")

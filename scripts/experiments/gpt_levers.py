@@ -1,8 +1,8 @@
 """Time notebook 04's GPT training step under each speed lever, on this machine, in fresh processes.
 
-Usage: ``python scripts/gpt_levers.py [--steps 60] [--repeats 3]``. Each lever runs in its own process (oneDNN reads its
-cache size once, when torch starts), the variants alternate across repeats, and the median tokens per second is printed
-with the spread. The model, data and optimizer come from the notebook's own cells (see ``gpt_side_by_side.py``).
+Usage: ``python scripts/experiments/gpt_levers.py [--steps 60] [--repeats 3]``. Each lever runs in its own process
+(oneDNN reads its cache size once, when torch starts), the variants alternate across repeats, and the median tokens per
+second is printed with the spread. The model, data and optimizer come from the notebook's own cells (see ``gpt_side_by_side.py``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LEVERS = {  # name -> (environment, options for the timed steps)
     "notebook (float32, oneDNN cache 4)": ({}, {}),
     "oneDNN cache default (1024)": ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "1024"}, {}),
@@ -30,7 +30,7 @@ LEVERS = {  # name -> (environment, options for the timed steps)
 
 def child(options: dict, steps: int) -> dict:
     """Run in a fresh process: the notebook's cells, then ``steps`` timed training steps (after 5 untimed)."""
-    sys.path.insert(0, str(ROOT / "scripts"))
+    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))
     sys.path.insert(0, str(ROOT))
     import gpt_side_by_side
 
