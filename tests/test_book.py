@@ -168,8 +168,10 @@ def test_read_notebook_names_the_file_and_what_to_do(tmp_path: Path) -> None:
 def test_stage_copies_sources_mathjax_and_the_key_figure_keeping_unchanged_files(tmp_path: Path,
                                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "repo"
-    for rel, text in {"book/conf.py": "x = 1\n", "book/index.md": "# Book\n", "docs/benchmarks.md": "# B\n",
-                      "docs/design-notes.md": "# D\n", "docs/img/series-comparison.png": "old"}.items():
+    landing = "# Book\n```{figure} docs/img/series-comparison.png\n:alt: A bar chart.\n:width: 100%\n\nCaption.\n```\n"
+    for rel, text in {"book/conf.py": "x = 1\n", "book/index.md": landing, "docs/benchmarks.md": "# B\n",
+                      "docs/design-notes.md": "# D\n", "docs/img/series-comparison.png": "old",
+                      "README.md": "See: ![Comparison bar chart](docs/img/series-comparison.png)\n"}.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     mathjax = tmp_path / "mj" / "es5"
@@ -184,7 +186,10 @@ def test_stage_copies_sources_mathjax_and_the_key_figure_keeping_unchanged_files
     src = tmp_path / "src"
     staged = build_book.stage([executed], src, root)
     assert staged == {"pages": ["notebooks/01_a", "docs/benchmarks", "docs/design-notes"], "key_figure": True,
-                      "images_without_alt": 1}
+                      "readme_alt": True, "images_without_alt": 1}
+    assert (root / "README.md").read_text() == "See: ![bars](docs/img/series-comparison.png)\n"  # the figure's own alt
+    assert ":alt: bars\n:width: 100%" in (src / "index.md").read_text()
+    assert (root / "book/index.md").read_text() == landing  # the source stays as it is
     assert (root / "docs/img/series-comparison.png").read_bytes() == b"PNG"
     assert (src / "docs/img/series-comparison.png").read_bytes() == b"PNG"
     assert (src / "conf.py").exists() and (src / "notebooks/01_a.ipynb").exists() and (src / "docs/design-notes.md").exists()
@@ -194,8 +199,25 @@ def test_stage_copies_sources_mathjax_and_the_key_figure_keeping_unchanged_files
     page = src / "notebooks/01_a.ipynb"
     _age(page, 1000)
     before = page.stat().st_mtime
-    build_book.stage([executed], src, root)
+    assert build_book.stage([executed], src, root)["readme_alt"] is False  # already up to date
     assert page.stat().st_mtime == before  # unchanged: Sphinx need not read it again
+
+
+def test_key_figure_alt_goes_into_the_readme_and_the_landing_page_in_their_own_forms() -> None:
+    alt = ("Accuracy against labelled reviews. x axis: labelled training reviews (log scale);\n y axis: accuracy (%). "
+           "One line per method: TF-IDF [1-2 grams] + LR\\n from 66.0 % at 64 to 86.0 % at 2,400 labelled reviews.")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    updated = build_book.with_key_figure_alt(readme, alt)
+    line = "![Accuracy against labelled reviews. x axis: labelled training reviews (log scale); y axis: accuracy (%). " \
+           "One line per method: TF-IDF \\[1-2 grams\\] + LR\\\\n from 66.0 % at 64 to 86.0 % at 2,400 labelled reviews." \
+           "](docs/img/series-comparison.png)"
+    assert line in updated and updated.count("series-comparison.png") == readme.count("series-comparison.png")
+    assert len(updated.splitlines()) == len(readme.splitlines())  # one line, so the README stays a single paragraph
+    assert build_book.with_key_figure_alt(updated, alt) == updated  # a second build changes nothing
+    landing = build_book.with_key_figure_alt((ROOT / "book" / "index.md").read_text(encoding="utf-8"), alt)
+    assert "\n:alt: Accuracy against labelled reviews. x axis: labelled training reviews (log scale); y axis" in landing
+    assert "TF-IDF [1-2 grams]" in landing  # a directive option is plain text: no Markdown escapes
+    assert build_book.with_key_figure_alt("![x](docs/img/other.png)", alt) == "![x](docs/img/other.png)"
 
 
 def test_count_pages_leaves_out_search_index_and_static_files(tmp_path: Path) -> None:

@@ -100,3 +100,27 @@ def test_comparison_bar_legend_never_covers_a_bar_or_its_value(n: int) -> None:
     covered = [p.get_window_extent(renderer) for p in ax.patches] + [t.get_window_extent(renderer) for t in ax.texts]
     assert not any(legend.overlaps(box) for box in covered)
     assert fig.bbox.contains(legend.x0, legend.y0) and fig.bbox.contains(legend.x1, legend.y1)  # not cut off
+
+
+def test_set_description_adds_what_a_figure_shows_after_its_title_and_axes() -> None:
+    fig, ax = plt.subplots()
+    ax.set(title="Loss", xlabel="epoch", ylabel="loss (nats)")
+    assert plots.set_description(fig, "Two lines:\n  training\tfalls.") is fig
+    assert plots.alt_text(fig) == "Loss. x axis: epoch; y axis: loss (nats). Two lines: training falls."
+    with pytest.raises(TypeError, match="text must be a non-empty str"):
+        plots.set_description(fig, "  ")
+    diagram = plt.figure()
+    diagram.add_axes((0, 0, 1, 1)).axis("off")  # a drawing area: no axes to name, and no "Plot."
+    diagram.suptitle("A block")
+    assert plots.alt_text(plots.set_description(diagram, "Boxes and arrows")) == "A block. Boxes and arrows."
+
+
+def test_transformer_block_diagram_has_its_own_alt_text_in_the_image_metadata() -> None:
+    fig = plots.transformer_block_diagram()
+    alt = plots.alt_text(fig)
+    assert alt.startswith("A pre-LN GPT block, as notebook 04 builds it. Diagram, bottom to top:")
+    assert "attention" in alt and "residual" in alt and "Plot" not in alt
+    shell = FakeShell()
+    plots.attach_alt_text(shell)
+    _, meta = shell.display_formatter.mimebundle_formatter.printers[matplotlib.figure.Figure](fig)
+    assert meta["image/png"] == {"alt": alt, "label": "transformer-block"}

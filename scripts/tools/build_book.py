@@ -4,7 +4,8 @@ Usage: ``python scripts/tools/build_book.py EXECUTED.ipynb ... [--out build/book
 executed copies that ``run.py run``, ``bench`` or ``book`` wrote. The sources (book/, the executed notebooks,
 docs/*.md and docs/img/) are staged in build/book-src/ (unchanged files keep their time stamps, so Sphinx rebuilds
 only what changed), MathJax is copied from the django-static-mathjax package so math renders without a CDN, and
-the series' key figure is extracted from the notebooks' outputs into docs/img/ for the README.
+the series' key figure is extracted from the notebooks' outputs into docs/img/ for the README, whose image (and the
+book's landing page) then get that figure's alt text.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import base64
 import importlib.resources
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -91,19 +93,41 @@ def key_figure(notebooks: list[dict]) -> tuple[bytes, str] | None:
     return None
 
 
+def markdown_alt(alt: str) -> str:
+    """``alt`` as one line that can stand between the brackets of a Markdown image: whitespace folded, brackets escaped."""
+    return re.sub(r"([\\\[\]])", r"\\\1", " ".join(alt.split()))
+
+
+def with_key_figure_alt(text: str, alt: str) -> str:
+    """Markdown ``text`` with ``alt`` as the alt text of each image of ``KEY_FIGURE`` (``![...](...)`` or MyST ``:alt:``)."""
+    target = re.escape(KEY_FIGURE.as_posix())
+    text = re.sub(r"!\[(?:[^\]\\]|\\.)*\]\(" + target + r"\)", lambda m: f"![{markdown_alt(alt)}]({KEY_FIGURE.as_posix()})",
+                  text)
+    return re.sub(r"(\{figure\}[ \t]+" + target + r"[ \t]*\n(?:[ \t]*:(?!alt:)[\w-]+:.*\n)*[ \t]*:alt:)[^\n]*",
+                  lambda m: f"{m.group(1)} {' '.join(alt.split())}", text)
+
+
 def stage(executed: list[Path], src: Path, root: Path = ROOT) -> dict:
-    """Copy the book's sources into ``src``; return what was staged (pages, key figure, alt-less images)."""
+    """Copy the book's sources into ``src``; return what was staged (pages, key figure, README alt, alt-less images)."""
+    notebooks = [read_notebook(p) for p in executed]
+    figure = key_figure(notebooks)
+    alt = figure[1] if figure is not None and figure[1].strip() else None
     for path in (root / "book").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
-            copy_if_changed(path, src / path.relative_to(root / "book"))
-    notebooks = [read_notebook(p) for p in executed]
+            data = path.read_bytes()
+            if alt and path.suffix == ".md":  # the landing page shows the key figure: describe the one it now is
+                data = with_key_figure_alt(data.decode("utf-8"), alt).encode("utf-8")
+            copy_if_changed(data, src / path.relative_to(root / "book"))
     for path, nb in zip(executed, notebooks, strict=True):
         copy_if_changed(json.dumps(local_badges(nb), indent=1).encode(), src / "notebooks" / path.name)
     for name in DOC_PAGES:
         copy_if_changed(root / "docs" / name, src / "docs" / name)
-    figure = key_figure(notebooks)
+    readme_alt = False
     if figure is not None:
         copy_if_changed(figure[0], root / KEY_FIGURE)
+        readme = root / "README.md"
+        if alt and readme.exists():
+            readme_alt = copy_if_changed(with_key_figure_alt(readme.read_text(encoding="utf-8"), alt).encode("utf-8"), readme)
     for path in (root / "docs" / "img").glob("*"):
         copy_if_changed(path, src / "docs" / "img" / path.name)
     mathjax = mathjax_dir()
@@ -114,7 +138,7 @@ def stage(executed: list[Path], src: Path, root: Path = ROOT) -> dict:
     copy_if_changed(mathjax.parent / "LICENSE", src / "_static" / "mathjax" / "LICENSE")
     missing_alt = sum(not meta.get("alt") for nb in notebooks for _, meta in images(nb))
     return {"pages": [f"notebooks/{p.stem}" for p in executed] + [f"docs/{Path(n).stem}" for n in DOC_PAGES],
-            "key_figure": figure is not None, "images_without_alt": missing_alt}
+            "key_figure": figure is not None, "readme_alt": readme_alt, "images_without_alt": missing_alt}
 
 
 def count_pages(out: Path) -> int:
@@ -136,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     code = build_main(["-b", "html", "-q", "-d", str(args.src.parent / "book-doctrees"), str(args.src), str(args.out)])
     seconds = time.perf_counter() - start
     print(f"book: {count_pages(args.out)} pages in {args.out} ({seconds:.0f} s to stage and build); key figure "
-          f"{'updated in ' + str(KEY_FIGURE) if staged['key_figure'] else 'not found, kept ' + str(KEY_FIGURE)}; "
+          f"{'updated in ' + str(KEY_FIGURE) if staged['key_figure'] else 'not found, kept ' + str(KEY_FIGURE)}"
+          f"{' (and its alt text in README.md)' if staged['readme_alt'] else ''}; "
           f"{staged['images_without_alt']} notebook image(s) without alt text")
     return code
 
