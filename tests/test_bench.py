@@ -66,51 +66,97 @@ def test_docs_benchmarks_is_generated_and_names_every_notebook() -> None:
         assert f"| {notebook.stem} |" in md, f"docs/benchmarks.md has no row for {notebook.stem}: run `make bench`"
 
 
-def test_gpt_targets_read_perplexity_and_control() -> None:
-    rows = [{"method": "GPT from scratch as generative classifier", "val_perplexity": 57.0, "bigram_perplexity": 66.0,
-             "control_accuracy": 0.72, "control_interval": [0.62, 0.80]},
-            {"method": "transformer encoder from scratch", "subset_accuracy": 0.7}]
-    gain = _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows)
-    assert abs(gain - (1 - 57 / 66)) < 1e-12
-    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy, lower end")(rows) == 0.62
-    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy with guidance")(rows) is None
-    assert _read("04_transformers_from_scratch", "full", "GPT control")(rows) == 0.72
-    assert _read("04_transformers_from_scratch", "small", "GPT perplexity")(rows[1:]) is None
+NB04_ROW = {"method": "GPT language model", "val_perplexity": 60.0, "bigram_perplexity": 80.0,
+            "trigram_perplexity": 45.0, "unigram_perplexity": 400.0, "val_bits_per_byte": 1.9,
+            "bigram_bits_per_byte": 2.0, "trigram_bits_per_byte": 1.7, "tokens_per_second": 11000.0, "steps": 2000}
+NB04B_ROW = {"method": "GPT sentiment control", "control_accuracy": 0.70, "control_interval": [0.64, 0.75],
+             "bigram_control_accuracy": 0.66, "bigram_control_interval": [0.6, 0.71], "guidance": 1.0,
+             "guided_control_accuracy": 0.94, "guided_control_interval": [0.91, 0.96], "guided_distinct_2": 0.985,
+             "bigram_guided_control_accuracy": 0.99, "bigram_guided_distinct_2": 0.65}
+NB04, NB04B = "04_transformers_from_scratch", "04b_sentiment_control"
 
 
-NB04_ROWS = [{"method": "GPT from scratch as generative classifier", "val_perplexity": 60.0, "bigram_perplexity": 80.0,
-              "trigram_perplexity": 45.0, "unigram_perplexity": 400.0, "val_bits_per_byte": 1.9,
-              "bigram_bits_per_byte": 2.0, "trigram_bits_per_byte": 1.7, "control_accuracy": 0.70,
-              "control_interval": [0.64, 0.75], "bigram_control_accuracy": 0.66, "bigram_control_interval": [0.6, 0.71],
-              "guidance": 1.0, "guided_control_accuracy": 0.94, "guided_control_interval": [0.91, 0.96],
-              "guided_distinct_2": 0.985, "bigram_guided_control_accuracy": 0.99, "bigram_guided_distinct_2": 0.65},
-             {"method": "GPT body pretrained on IMDB, fine-tuned", "pretraining": "IMDB", "labelled_reviews": 2000,
-              "budget_accuracies": {"500": [0.60, 0.62, 0.64], "2000": [0.75, 0.74, 0.76]}},
-             {"method": "GPT body from scratch, fine-tuned", "pretraining": "none", "labelled_reviews": 2000,
-              "budget_accuracies": {"500": [0.50, 0.52, 0.51], "2000": [0.72, 0.73, 0.71]}}]
+def test_gpt_targets_are_split_between_notebook_04_and_04b() -> None:
+    def targets(notebook: str, preset: str) -> list[tuple[str, float]]:
+        return [(label.split(" (")[0], target) for label, _, target in bench.METRIC_TARGETS[(notebook, preset)]]
+
+    assert targets(NB04, "small") == [("GPT perplexity below the bigram's", 0.0), ("GPT perplexity below the trigram's", 0.0)]
+    assert targets(NB04, "full") == [("GPT perplexity below the bigram's", 0.30), ("GPT perplexity below the trigram's", 0.0)]
+    assert targets(NB04B, "small") == [("GPT control accuracy, lower end of its 95 % interval", 0.5),
+                                       ("GPT control accuracy with guidance 1, lower end of its 95 % interval", 0.75),
+                                       ("GPT control accuracy minus the class-conditional bigram's", 0.0),
+                                       ("with guidance 1, GPT distinct-2 minus the class-conditional bigram's", 0.1)]
+    assert targets(NB04B, "full") == [("GPT control accuracy", 0.90)]
+    labels = [label for key, checks in bench.METRIC_TARGETS.items() for label, _, _ in checks]
+    assert not any("classifier" in label or "pretrained" in label for label in labels)  # those rows no longer exist
+    assert not hasattr(bench, "_finetune_rows") and not hasattr(bench, "_smallest_gap")
 
 
-def test_gpt_targets_read_trigram_control_baseline_and_pretraining_gap() -> None:
-    assert abs(_read("04_transformers_from_scratch", "small", "GPT perplexity below the trigram")(NB04_ROWS)
-               - (1 - 60 / 45)) < 1e-12
-    assert abs(_read("04_transformers_from_scratch", "small", "GPT control accuracy minus")(NB04_ROWS) - 0.04) < 1e-12
-    assert _read("04_transformers_from_scratch", "small", "GPT control accuracy with guidance")(NB04_ROWS) == 0.91
-    assert abs(_read("04_transformers_from_scratch", "small", "with guidance 1, GPT distinct-2")(NB04_ROWS) - 0.335) < 1e-9
-    gap = _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS)
-    assert abs(gap - 0.03) < 1e-9  # 2,000 labels: 0.75 - 0.72; 500 labels: 0.62 - 0.51
-    assert _read("04_transformers_from_scratch", "small", "pretrained GPT classifier")(NB04_ROWS[:2]) is None
-    assert _read("04_transformers_from_scratch", "small", "GPT perplexity below the trigram")(NB04_ROWS[1:]) is None
+def test_notebook_04_targets_read_its_language_model_row() -> None:
+    rows = [NB04_ROW, {"method": "TF-IDF + LR", "subset_accuracy": 0.8}]
+    assert abs(_read(NB04, "small", "GPT perplexity below the bigram")(rows) - (1 - 60 / 80)) < 1e-12
+    assert abs(_read(NB04, "small", "GPT perplexity below the trigram")(rows) - (1 - 60 / 45)) < 1e-12
+    assert abs(_read(NB04, "full", "GPT perplexity below the bigram")(rows) - 0.25) < 1e-12
+    assert _read(NB04, "small", "GPT perplexity below the bigram")([NB04B_ROW]) is None  # 04b has no perplexity
+    assert _read(NB04, "small", "GPT perplexity below the trigram")([]) is None
 
 
-def test_lm_figures_render_only_for_notebook_04_with_new_fields() -> None:
-    entry = {"notebook": "04_transformers_from_scratch", "rows": NB04_ROWS}
-    md = "\n".join(bench.lm_figures(entry))
-    assert "| trigram | 45.0 | 1.700 |" in md and "| GPT | 60.0 | 1.900 |" in md
-    assert "| 500 | 0.600 / 0.620 / 0.640 | 0.500 / 0.520 / 0.510 | +11.0 |" in md
-    assert "class-conditional bigram 0.660" in md
+def test_notebook_04b_targets_read_its_control_row() -> None:
+    rows = [NB04B_ROW]  # no val_perplexity: the control row is found on its own
+    assert _read(NB04B, "small", "GPT control accuracy, lower end")(rows) == 0.64
+    assert _read(NB04B, "small", "GPT control accuracy with guidance")(rows) == 0.91
+    assert abs(_read(NB04B, "small", "GPT control accuracy minus")(rows) - 0.04) < 1e-12
+    assert abs(_read(NB04B, "small", "with guidance 1, GPT distinct-2")(rows) - 0.335) < 1e-9
+    assert _read(NB04B, "full", "GPT control accuracy")(rows) == 0.70
+    for label in ("GPT control accuracy, lower end", "GPT control accuracy with guidance", "GPT control accuracy minus",
+                  "with guidance 1, GPT distinct-2"):
+        assert _read(NB04B, "small", label)([NB04_ROW]) is None, label  # notebook 04's row has no control figures
+    unguided = {k: v for k, v in NB04B_ROW.items() if "guid" not in k}
+    assert _read(NB04B, "small", "GPT control accuracy with guidance")([unguided]) is None
+    assert _read(NB04B, "small", "with guidance 1, GPT distinct-2")([unguided]) is None
+
+
+def test_lm_figures_for_notebook_04_and_control_figures_for_04b() -> None:
+    entry_04, entry_04b = {"notebook": NB04, "rows": [NB04_ROW]}, {"notebook": NB04B, "rows": [NB04B_ROW]}
+    md = "\n".join(bench.lm_figures(entry_04))
+    assert "| trigram | 45.0 | 1.700 |" in md and "| GPT | 60.0 | 1.900 |" in md and "| unigram | 400.0 | – |" in md
+    assert "Control" not in md and "guidance" not in md
+    md = "\n".join(bench.control_figures(entry_04b))
+    assert "GPT 0.700 (0.640-0.750), class-conditional bigram 0.660 (0.600-0.710)" in md
     assert "With guidance 1: GPT control 0.940 (0.910-0.960), distinct-2 0.985; class-conditional bigram 0.990" in md
-    assert bench.lm_figures({"notebook": "04_transformers_from_scratch", "rows": [{"method": "GPT", "val_perplexity": 5}]}) == []
-    assert bench.lm_figures({**entry, "notebook": "03_bert_classification"}) == []
+    assert bench.lm_figures(entry_04b) == [] and bench.control_figures(entry_04) == []
+    assert bench.lm_figures({"notebook": NB04, "rows": [{"method": "GPT", "val_perplexity": 5}]}) == []
+    assert bench.lm_figures({**entry_04, "notebook": "03_bert_classification"}) == []
+    assert bench.control_figures({**entry_04b, "notebook": NB04}) == []
+
+
+def test_render_shows_04s_perplexity_04bs_control_and_the_series_total_with_04b() -> None:
+    names = ("01_word_embeddings", "02_lstm_sentiment", "03_bert_classification", NB04, NB04B)
+    report = _report("small", "CPU A", "none", dict.fromkeys(names, 150.0))
+    for entry in report["notebooks"]:
+        entry["rows"] = {NB04: [NB04_ROW], NB04B: [NB04B_ROW]}.get(entry["notebook"], entry["rows"])
+    md = bench.render(bench.merge({}, report))
+    assert md.index("| 04_transformers_from_scratch | 150 |") < md.index("| 04b_sentiment_control | 150 |")
+    assert "| 01–03 in order | total wall time (s) | 450 | <= 600 | met |" in md
+    assert "| 01–04b in order | total wall time (s) | 750 | <= 900 | met |" in md
+    assert "| 04b_sentiment_control | GPT sentiment control |" in md
+    assert md.index("Notebook 04, validation") < md.index("Notebook 04b, control accuracy")
+    md = bench.render(bench.merge({}, _report("small", "CPU A", "none", dict.fromkeys(names[:4], 150.0))))
+    assert "01–04" not in md  # without 04b the longer series has no total
+
+
+def test_every_notebook_is_benchmarked_with_budgets_and_a_framework() -> None:
+    found = bench.notebook_paths([])
+    stems = [p.stem for p in found]
+    assert stems == sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb")) and NB04B in stems
+    assert stems.index(NB04) < stems.index(NB04B)  # 04b reads the tokenizer notebook 04 trained
+    for stem in stems:
+        assert (stem, "small") in bench.RESOURCE_TARGETS and stem in bench.FRAMEWORK, stem
+    assert bench.RESOURCE_TARGETS[(NB04B, "small")] == (240, 2.0) and bench.FRAMEWORK[NB04B] == "torch"
+    assert any(names[-1] == NB04B for names, _ in bench.SERIES_TARGETS)
+    assert bench.series_label(("01_word_embeddings", "02_lstm_sentiment", "03_bert_classification", NB04, NB04B)) \
+        == "01–04b in order"
+    assert bench.notebook_paths(["notebooks/04b_sentiment_control.ipynb"]) == [Path("notebooks/04b_sentiment_control.ipynb")]
 
 
 def test_label_budget_rows_become_one_table() -> None:
@@ -146,7 +192,7 @@ def test_seed_runs_render_one_column_per_seed() -> None:
     def check(value: float) -> dict:
         return {"what": "GPT control accuracy, lower end", "value": value, "target": ">= 0.75", "met": value >= 0.75}
 
-    entry = {"notebook": "04_transformers_from_scratch", "seed_runs": [
+    entry = {"notebook": "04b_sentiment_control", "seed_runs": [
         {"seed": 42, "returncode": 0, "checks": [check(0.78)]}, {"seed": 0, "returncode": 0, "checks": [check(0.74)]}]}
     md = "\n".join(bench.seed_lines([entry, {"notebook": "01_word_embeddings", "seed_runs": []}]))
     assert "| measure | target | seed 42 | seed 0 | met for every seed |" in md
@@ -190,6 +236,8 @@ def test_precision_reads_what_a_timing_notebook_printed(tmp_path) -> None:
     assert bench.precision("04_transformers_from_scratch", "none", executed(line)) == "bfloat16 (timed)"
     line = "training step, length 128, batch 16: float32 9.0 reviews/s; from here on the notebook computes in float32\n"
     assert bench.precision("03_bert_classification", "none", executed(line)) == "float32 (timed)"
+    line = "trained in 95 s (bfloat16); training loss over the last 25 steps 4.10\n"  # notebook 04b
+    assert bench.precision("04b_sentiment_control", "none", executed(line)) == "bfloat16 (timed)"
     assert bench.precision("01_word_embeddings", "none", executed("nothing timed\n")) == "float32"  # the rule
 
 
