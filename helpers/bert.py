@@ -1,4 +1,5 @@
-"""BERT helpers for notebook 03: the verified bundled checkpoint, head+tail truncation, padding and batching."""
+"""BERT helpers for notebook 03: the verified bundled checkpoint, head+tail truncation, padding and batching, the speed
+table and precision choice, and the fine-tuning recipe the notebook teaches."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from . import validate as check
 from .data import sha256_of
+from .runtime import seed_everything
 
 if TYPE_CHECKING:
     import torch
@@ -108,3 +110,176 @@ def length_batches(lengths: Sequence[int], batch_size: int, shuffle: bool = Fals
     if shuffle:
         batches = [batches[i] for i in rng.permutation(len(batches))]
     return batches
+
+
+# --- Section 4 of notebook 03: the speed table and the precision choice ---------------------------------------------
+
+
+def reviews_per_second(model: torch.nn.Module, ids: Sequence[Sequence[int]], batch_size: int, grad: bool = False,
+                       bf16: bool = False, sort: bool = True, pad_to: int | None = None) -> float:
+    """Forward (and with ``grad``, backward) throughput of an encoder on token id lists, where the model is."""
+    import time
+
+    import torch
+
+    batch_size = check.integer(batch_size, "batch_size", 1)
+    ids = [s.tolist() for s in check.id_sequences(ids, "ids", allow_empty=False)]
+    if pad_to is not None:
+        pad_to = check.integer(pad_to, "pad_to", max(len(s) for s in ids), hint="It pads every review to this length.")
+    device = next(model.parameters()).device
+    order = length_batches([len(s) for s in ids], batch_size) if sort else np.array_split(
+        np.arange(len(ids)), int(np.ceil(len(ids) / batch_size)))
+    start = time.perf_counter()
+    for b in order:
+        batch = pad_batch([ids[i] + [0] * ((pad_to or 0) - len(ids[i])) for i in b])
+        if pad_to:  # padding counts as padding, not as text
+            batch["attention_mask"] = (torch.arange(pad_to)[None, :] < torch.tensor([len(ids[i]) for i in b])[:, None]).long()
+        batch = {k: v.to(device) for k, v in batch.items()}
+        with torch.set_grad_enabled(grad), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            hidden = model(**batch).last_hidden_state
+            if grad:
+                hidden.mean().backward()
+    model.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()  # GPU work is asynchronous: wait for it, or the clock stops too early
+    return len(ids) / (time.perf_counter() - start)
+
+
+def speed_table(model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int, head: int) -> dict[str, float]:
+    """Inference reviews/s of ``model`` on ``texts``: padded to 512, dynamic padding, bfloat16, batch 64, length 256."""
+    import torch
+
+    texts = check.texts(texts, allow_empty=False)
+    sample = encode(tokenizer, texts, max_length, head)
+    sample_256 = encode(tokenizer, texts, 256, 64)
+    with torch.inference_mode():
+        reviews_per_second(model, sample[:8], 8)  # warm-up
+        return {
+            "padded to 512, batch 16": reviews_per_second(model, sample[:16], 16, pad_to=512),
+            f"length {max_length}, dynamic, sorted, batch 16": reviews_per_second(model, sample, 16),
+            "  + bfloat16": reviews_per_second(model, sample, 16, bf16=True),
+            "  + bfloat16, batch 64": reviews_per_second(model, sample, 64, bf16=True),
+            "length 256, dynamic, sorted, bfloat16, batch 64": reviews_per_second(model, sample_256, 64, bf16=True),
+        }
+
+
+def choose_precision(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: str | torch.device,
+                     repeats: int = 1) -> tuple[bool, dict[str, float]]:
+    """Time a training step of ``model`` on ``batch`` in float32 and in bfloat16 autocast on ``device`` (where the model
+    is); whether bfloat16 is faster, and the seconds per step of each (``runtime.faster_precision``)."""
+    import torch
+
+    from .runtime import faster_precision
+
+    if not isinstance(batch, dict) or "input_ids" not in batch:
+        raise TypeError(f"batch must be a dict of tensors with input_ids (as pad_batch returns), got {check.describe(batch)}")
+    device = torch.device(device)
+    batch = {k: v.to(device) for k, v in batch.items()}
+
+    def training_step(use_bf16: bool) -> None:
+        """Forward and backward pass on ``batch``, in bfloat16 autocast or float32 (weights unchanged)."""
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            hidden = model(**batch).last_hidden_state
+        hidden.float().mean().backward()
+        model.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # GPU work is asynchronous: wait for it, or the clock stops too early
+
+    return faster_precision(training_step, repeats=check.integer(repeats, "repeats", 1))
+
+
+# --- Section 6 of notebook 03: the fine-tuning recipe, the same code as the notebook's ------------------------------
+# tests/test_bert_notebook.py checks that these stay the notebook's functions (up to imports, types and docstrings).
+
+
+def new_classifier(source: str | Path, seed: int, device: str | torch.device) -> torch.nn.Module:
+    """Taught in notebook 03, section 6.
+
+    A fresh copy of the checkpoint with a new 2-class head on [CLS]; the word-embedding matrix stays frozen.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    seed_everything(seed)  # the new head's random weights depend on the seed
+    model = AutoModelForSequenceClassification.from_pretrained(
+        source, num_labels=2, id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1}).to(device)
+    model.get_input_embeddings().weight.requires_grad_(False)
+    return model
+
+
+def head_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Taught in notebook 03, section 6.
+
+    The trainable parameters of the new head: BERT's pooler and the classifier.
+    """
+    return [p for name, p in model.named_parameters() if p.requires_grad and name.startswith(("bert.pooler", "classifier"))]
+
+
+def predict(model: torch.nn.Module, ids: Sequence[Sequence[int]], config: dict, bf16: bool = False,
+            batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Taught in notebook 03, section 6.
+
+    Predicted classes and positive-class probabilities, in the order of ``ids`` (length-sorted batches); ``config``
+    gives ``pad_multiple``, and ``bf16`` turns on bfloat16 autocast.
+    """
+    import torch
+
+    device = model.device  # where the model is
+    model.eval()
+    probs = np.zeros(len(ids), dtype=np.float32)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for b in length_batches([len(s) for s in ids], batch_size):
+            batch = pad_batch([ids[i] for i in b], multiple_of=config["pad_multiple"])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            probs[b] = model(**batch).logits.float().softmax(dim=-1)[:, 1].cpu().numpy()
+    return (probs > 0.5).astype(int), probs
+
+
+def fine_tune(model: torch.nn.Module, ids: Sequence[Sequence[int]], labels: Sequence[int], epochs: int, seed: int,
+              config: dict, bf16: bool = False, val: tuple | None = None,
+              desc: str = "fine-tuning") -> tuple[list[float], dict[str, list[float]]]:
+    """Taught in notebook 03, section 6.
+
+    Train all weights but the word embeddings, with ``config``'s ``lr``, ``head_lr``, ``batch_size`` and
+    ``pad_multiple``; per-step losses and per-epoch history (validation on ``val`` = (ids, labels) if given).
+    """
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    device = model.device  # where the model is
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    head = head_parameters(model)
+    head_ids = {id(p) for p in head}
+    param_groups = [{"params": [p for p in trainable if id(p) not in head_ids], "lr": config["lr"]},  # the pretrained encoder
+                    {"params": head, "lr": config["head_lr"]}]  # the new classifier and the untuned pooler
+    optimizer = torch.optim.AdamW(param_groups, weight_decay=0.01)
+    steps_per_epoch = int(np.ceil(len(ids) / config["batch_size"]))
+    total_steps = epochs * steps_per_epoch
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=int(0.1 * total_steps),
+                                                num_training_steps=total_steps)
+    y = torch.as_tensor(labels)
+    history = {"loss": [], "val_loss": []}  # per epoch, for helpers.plots.training_curves
+    step_losses = []
+    for epoch in range(epochs):
+        model.train()
+        batches = length_batches([len(s) for s in ids], config["batch_size"], shuffle=True, seed=seed + epoch)
+        bar = tqdm(batches, desc=f"{desc}, epoch {epoch + 1}/{epochs}")
+        for b in bar:
+            batch = pad_batch([ids[i] for i in b], multiple_of=config["pad_multiple"])
+            batch = {k: v.to(device) for k, v in batch.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch, labels=y[b].to(device)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, max_norm=1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(step_losses[-20:]):.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+        history["loss"].append(float(np.mean(step_losses[-steps_per_epoch:])))
+        if val is not None:
+            val_pred, val_prob = predict(model, val[0], config, bf16=bf16)
+            history["val_loss"].append(float(-np.mean(np.log(np.where(val[1] == 1, val_prob, 1 - val_prob) + 1e-7))))
+            print(f"epoch {epoch + 1}: mean training loss {history['loss'][-1]:.3f}, "
+                  f"validation accuracy {(val_pred == val[1]).mean():.1%}")
+    return step_losses, history

@@ -117,3 +117,54 @@ def test_length_batches_shuffle_is_seeded():
     again = [b.tolist() for b in bert.length_batches(lengths, 4, shuffle=True, seed=3)]
     other = [b.tolist() for b in bert.length_batches(lengths, 4, shuffle=True, seed=4)]
     assert first == again != other
+
+
+def _tiny_encoder():
+    """A 1-layer BERT with hidden size 32 (random weights): fast, with the real model's interface."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=512)
+    return BertModel(config).eval()
+
+
+def test_speed_table_has_the_notebooks_rows():
+    encoder = _tiny_encoder()
+    texts = ["a gem of a film", "two hours I will never get back", "dull", "the cast is superb and the plot thin"]
+    speed = bert.speed_table(encoder, _WordTokenizer(), texts, max_length=8, head=2)
+    assert list(speed) == ["padded to 512, batch 16", "length 8, dynamic, sorted, batch 16", "  + bfloat16",
+                           "  + bfloat16, batch 64", "length 256, dynamic, sorted, bfloat16, batch 64"]
+    assert all(isinstance(v, float) and v > 0 for v in speed.values())
+    assert all(p.grad is None for p in encoder.parameters())
+    with pytest.raises(ValueError, match="texts"):
+        bert.speed_table(encoder, _WordTokenizer(), [], max_length=8, head=2)
+
+
+def test_reviews_per_second_with_gradients_and_fixed_padding():
+    encoder = _tiny_encoder()
+    ids = [[101, 5, 6, 102], [101, 7, 102], [101, 102]]
+    assert bert.reviews_per_second(encoder, ids, 2, grad=True, sort=False, pad_to=16) > 0
+    assert all(p.grad is None for p in encoder.parameters())  # the backward passes leave no gradients behind
+    with pytest.raises(ValueError, match="pad_to"):
+        bert.reviews_per_second(encoder, ids, 2, pad_to=3)  # shorter than a review
+    with pytest.raises(ValueError, match="batch_size"):
+        bert.reviews_per_second(encoder, ids, 0)
+
+
+@pytest.mark.parametrize(("forced", "expected"), [("float32", False), ("bfloat16", True)])
+def test_choose_precision_times_both_and_keeps_the_weights(monkeypatch, forced, expected):
+    import torch
+
+    encoder = _tiny_encoder()
+    before = [p.detach().clone() for p in encoder.parameters()]
+    batch = bert.pad_batch([[101, 5, 6, 102], [101, 7, 102]])
+    monkeypatch.setenv("DLNLP_PRECISION", forced)
+    use_bf16, seconds = bert.choose_precision(encoder, batch, "cpu")
+    assert use_bf16 is expected
+    assert set(seconds) == {"float32", "bfloat16"} and all(s > 0 for s in seconds.values())
+    assert all(torch.equal(a, b) for a, b in zip(before, encoder.parameters(), strict=True))
+    assert all(p.grad is None for p in encoder.parameters())
+    with pytest.raises(TypeError, match="batch"):
+        bert.choose_precision(encoder, [[101, 102]], "cpu")

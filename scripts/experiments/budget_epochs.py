@@ -1,12 +1,16 @@
 """Choose notebook 03's fine-tuning epochs per label budget on validation reviews.
 
-Usage: ``python scripts/experiments/budget_epochs.py [--seeds 42] [--budget 256:2,4,6] [--budget 1024:1,2,3] [--out FILE]``.
+Usage: ``python scripts/experiments/budget_epochs.py [--seeds 42] [--budget 256:2,4,6] [--budget 1024:1,2,3]
+[--preset small] [--bf16] [--out FILE]``.
 
-The notebook's own cells (data, tokenizer, checkpoint, ``new_classifier``, ``fine_tune``, ``predict``) are executed
-from ``notebooks/03_bert_classification.ipynb``, so the runs follow the notebook as it is. For every seed and budget N,
-the first draw of the label-budget experiment (``stratified_indices(pool labels, N, SEED)``) is fine-tuned once per
-candidate epoch count, each run with its own warm-up and decay over its own length, and scored on the notebook's
-``n_val`` validation reviews (never the test subset). The test subset is not read: the choice stays blind to it.
+The settings mirror notebook 03's ``CONFIG`` (its cell ``b6041f31``) for each preset, in ``CONFIGS`` below;
+tests/test_scripts.py checks that they agree. The data, the checkpoint and the recipe are the notebook's, from
+``helpers``: ``helpers.load_imdb``, ``helpers.bert.encode``, and ``helpers.bert.new_classifier``, ``fine_tune`` and
+``predict``, which are the notebook's section 6 functions (tests/test_bert_notebook.py keeps them the same). For every
+seed and budget N, the first draw of the label-budget experiment (``stratified_indices(pool labels, N, seed)``) is
+fine-tuned once per candidate epoch count, each run with its own warm-up and decay over its own length, and scored on
+the notebook's ``n_val`` validation reviews (never the test subset). The test subset is not read: the choice stays blind
+to it. Runs are in float32 unless ``--bf16`` (the notebook picks its precision by timing a training step).
 """
 
 from __future__ import annotations
@@ -18,27 +22,20 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "4")  # as notebook 03's imports cell, before torch starts
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOK = ROOT / "notebooks" / "03_bert_classification.ipynb"
-NEEDED = ("SIZE = helpers.preset()", "import gc", "CHECKPOINT = None", "imdb = helpers.load_imdb(",
-          "train_ids = bert.encode(", "def new_classifier(", "val_texts, val_labels =", "def fine_tune(")
+sys.path.insert(0, str(ROOT))  # helpers/, when run from a checkout without installing it
 
+import helpers  # noqa: E402
+from helpers import bert  # noqa: E402
 
-def notebook_namespace(seed: int) -> dict:
-    """Run the cells of notebook 03 that define its data and fine-tuning recipe (no training run); return their globals."""
-    os.environ["DLNLP_SEED"] = str(seed)
-    cells = ["".join(c["source"]) for c in json.loads(NOTEBOOK.read_text(encoding="utf-8"))["cells"]
-             if c["cell_type"] == "code"]
-    ns: dict = {"__name__": "__notebook03__"}
-    for marker in NEEDED:
-        src = next(s for s in cells if s.startswith(marker) or f"\n{marker}" in s)
-        if marker == "def fine_tune(":
-            src = src.split("\n\nstart = time.perf_counter()")[0]  # the recipe, not section 6's training run
-        if marker == "def new_classifier(":
-            src = src.split("\n\nmodel = new_classifier(")[0]
-        exec(compile(src, str(NOTEBOOK), "exec"), ns)  # noqa: S102 - the repository's own notebook
-    return ns
+# What the fine-tuning runs read of notebook 03's CONFIG, per preset (helpers.preset(), or --preset).
+CONFIGS = {
+    "small": {"n_train": 2400, "max_length": 128, "head": 32, "batch_size": 16, "lr": 1.5e-4, "head_lr": 2e-3,
+              "n_val": 500, "pad_multiple": 32},
+    "full": {"n_train": None, "max_length": 512, "head": 128, "batch_size": 32, "lr": 5e-5, "head_lr": 5e-4,
+             "n_val": 2500, "pad_multiple": 32},
+}
 
 
 def parse_budget(text: str) -> tuple[int, list[int]]:
@@ -55,29 +52,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="42", help="comma-separated, e.g. 42,0,7")
     parser.add_argument("--budget", type=parse_budget, action="append",
                         help="N:E1,E2,... (default 256:2,4,6 and 1024:1,2,3)")
+    parser.add_argument("--preset", choices=sorted(CONFIGS), default=None, help="default: $DLNLP_PRESET, else small")
     parser.add_argument("--n-val", type=int, default=None, help="validation reviews (default: the notebook's n_val)")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (default float32)")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     args = parser.parse_args(argv)
     budgets = args.budget or [(256, [2, 4, 6]), (1024, [1, 2, 3])]
+    config = CONFIGS[args.preset or helpers.preset()]
+
+    import torch
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    source = bert.bundled_model_dir()  # the notebook's CHECKPOINT = None
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        ns = notebook_namespace(seed)
-        helpers = ns["helpers"]
-        n_val = args.n_val or len(ns["val_ids"])
-        val_ids, val_labels = ns["val_ids"][:n_val], ns["val_labels"][:n_val]
+        os.environ[helpers.runtime.SEED_ENV] = str(seed)  # as the notebook run with DLNLP_SEED=seed
+        seed = helpers.seed_everything(seed)
+        imdb = helpers.load_imdb(n_train=config["n_train"], n_unsup=0, seed=seed)
+        train_ids = bert.encode(tokenizer, imdb.train.texts, config["max_length"], config["head"])
+        n_val = args.n_val or config["n_val"]
+        val_ids = bert.encode(tokenizer, imdb.val.texts[:n_val], config["max_length"], config["head"])
+        val_labels = imdb.val.labels[:n_val]
         for n, epoch_list in budgets:
-            idx = helpers.data.stratified_indices(ns["imdb"].train.labels, n, seed=ns["SEED"])  # the notebook's first draw
+            idx = helpers.data.stratified_indices(imdb.train.labels, n, seed=seed)  # the notebook's first draw
             for epochs in epoch_list:
-                model = ns["new_classifier"](ns["SEED"])
+                model = bert.new_classifier(source, seed, device)
                 start = time.perf_counter()
-                ns["fine_tune"](model, [ns["train_ids"][i] for i in idx], ns["imdb"].train.labels[idx], epochs, ns["SEED"],
-                                desc=f"{n:,} reviews, {epochs} epochs")
+                bert.fine_tune(model, [train_ids[i] for i in idx], imdb.train.labels[idx], epochs, seed, config,
+                               bf16=args.bf16, desc=f"{n:,} reviews, {epochs} epochs")
                 seconds = time.perf_counter() - start
-                accuracy = float((ns["predict"](model, val_ids)[0] == val_labels).mean())
+                accuracy = float((bert.predict(model, val_ids, config, bf16=args.bf16)[0] == val_labels).mean())
                 rows.append({"seed": seed, "budget": n, "epochs": epochs, "val_accuracy": accuracy,
-                             "n_val": n_val, "seconds": seconds})
+                             "n_val": len(val_ids), "seconds": seconds})
                 print(f"seed {seed}, {n:,} labelled reviews, {epochs} epochs: validation {accuracy:.1%} "
-                      f"({n_val} reviews), {seconds:.0f} s", flush=True)
+                      f"({len(val_ids)} reviews), {seconds:.0f} s", flush=True)
                 del model
     print("\n| seed | labelled reviews | epochs | validation accuracy | seconds |\n|---|---|---|---|---|")
     for r in rows:
