@@ -621,7 +621,7 @@ def attention_grid(maps: Sequence[np.ndarray], tokens: Sequence[str], n_heads: i
         ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=7)
         ax.set_yticks(range(len(tokens)), tokens if k == 0 else [""] * len(tokens), fontsize=7)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.95))  # the suptitle keeps its own band above the panel titles
     return fig
 
 
@@ -640,5 +640,5 @@ def next_token_bars(distributions: Mapping[str, Sequence[float]], top: Sequence[
         ax.set(title=name, xlabel="probability", yticks=range(len(top)), yticklabels=list(tokens)[::-1])
         ax.text(0.95, 0.05, f"{int((probs > 0).sum())} tokens\npossible", transform=ax.transAxes, ha="right")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.93))  # the suptitle keeps its own band above the panel titles
     return fig

@@ -292,3 +292,49 @@ def test_transformer_block_diagram_reads_clearly() -> None:
         if around:
             frame = min(around, key=lambda b: b.width * b.height)
             assert frame.x0 < box.x0 and box.x1 < frame.x1 and frame.y0 < box.y0 and box.y1 < frame.y1, text.get_text()
+
+
+def _titles_clear_of_each_other(fig) -> bool:
+    """The figure's suptitle and every axes title do not overlap (nothing drawn over a title)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()] + ([fig._suptitle] if fig._suptitle else [])
+    boxes = [t.get_window_extent(renderer) for t in titles]
+    return not any(boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes)))
+
+
+def test_lm_training_curves_draw_loss_validation_baselines_and_rate() -> None:
+    losses, lrs = np.linspace(6, 4, 100), np.linspace(1e-3, 1e-4, 100)
+    fig = plots.lm_training_curves(losses, lrs, [(50, 4.8), (100, 4.3)], {"bigram": 4.4, "trigram": 3.7}, 1024,
+                                   window=10)
+    ax, ax_lr = fig.axes
+    assert [line.get_label() for line in ax.get_lines()][:2] == ["training (mean of 10 steps)", "validation"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"bigram, same windows", "trigram, same windows"}
+    assert ax.get_xlabel() == "training tokens seen (millions)" and ax_lr.get_ylabel() == "learning rate"
+    with pytest.raises(ValueError, match="one of each per step"):
+        plots.lm_training_curves(losses, lrs[:50], [], {}, 1024)
+    plt.close(fig)
+
+
+def test_attention_grid_draws_one_map_per_head_with_titles_clear() -> None:
+    tokens = ["<pos>", "A", "fine", "film", "."]
+    maps = [np.tril(np.ones((5, 5))) / np.arange(1, 6)[:, None] for _ in range(4)]
+    fig = plots.attention_grid(maps, tokens, n_heads=2)
+    assert [ax.get_title() for ax in fig.axes] == ["layer 1, head 1", "layer 1, head 2", "layer 2, head 1",
+                                                   "layer 2, head 2"]
+    assert _titles_clear_of_each_other(fig)
+    with pytest.raises(ValueError, match="maps must be"):
+        plots.attention_grid([np.ones((4, 4))], tokens, n_heads=1)
+    plt.close(fig)
+
+
+def test_next_token_bars_show_each_setting_and_what_stays_possible() -> None:
+    probs = np.array([0.5, 0.3, 0.2, 0.0])
+    fig = plots.next_token_bars({"plain": probs, "top-k 2": np.array([0.6, 0.4, 0.0, 0.0])}, [0, 1], ["a", "the"],
+                                title="Next token")
+    assert [ax.get_title() for ax in fig.axes] == ["plain", "top-k 2"]
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == ["3 tokens\npossible", "2 tokens\npossible"]
+    assert _titles_clear_of_each_other(fig) and not plots.overlapping_labels(fig)
+    with pytest.raises(ValueError, match="one name per id"):
+        plots.next_token_bars({"plain": probs}, [0, 1], ["a"])
+    plt.close(fig)
