@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 from matplotlib.ticker import FuncFormatter
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from . import validate as check
 
@@ -179,8 +180,8 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], labels: Seque
                     color="white" if share[i, j] > 0.6 else "black")
     ax.set(xticks=range(k), yticks=range(k), xticklabels=labels, yticklabels=labels,
            xlabel="predicted class", ylabel="true class", title=f"{title} (n = {counts.sum():,})")
-    fig.colorbar(image, ax=ax, label="share of true class")
-    fig.tight_layout()
+    _colorbar(fig, ax, image, "share of true class")
+    _fit_title(fig, ax)
     return fig
 
 
@@ -221,9 +222,76 @@ def attention_heatmap(weights: np.ndarray, tokens: Sequence[str], title: str = "
     ax.set_xticks(range(len(key_tokens)), key_tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(tokens)), tokens, fontsize=8)
     ax.set(xlabel="key token (attended to)", ylabel="query token (attending)", title=title)
-    fig.colorbar(image, ax=ax, label="attention weight (rows sum to 1)")
-    fig.tight_layout()
+    _colorbar(fig, ax, image, "attention weight (rows sum to 1)")
+    _fit_title(fig, ax)
     return fig
+
+
+def _colorbar(fig: Figure, ax: Any, image: Any, label: str) -> Any:
+    """A colorbar right of ``ax``, exactly as tall as its image: it never reaches up into the title.
+
+    ``fig.colorbar(image, ax=ax)`` takes the height of the axes' slot, and an image of fixed aspect is often shorter
+    than its slot, so the colorbar stood above the image, over the title; a divider's axes follows the image instead.
+    """
+    cax = make_axes_locatable(ax).append_axes("right", size="5%", pad=0.12, label="<colorbar>")
+    colorbar = fig.colorbar(image, cax=cax, label=label)
+    # the top tick label is centred on the bar's top edge: lift the title by the half of it that stands above
+    half_label = 0.6 * max([t.get_fontsize() for t in cax.get_yticklabels()] or [plt.rcParams["font.size"]])
+    ax.set_title(ax.get_title(), pad=plt.rcParams["axes.titlepad"] + half_label)
+    return colorbar
+
+
+def _fit_title(fig: Figure, ax: Any) -> None:
+    """Lay ``fig`` out tightly, wrapping the title of ``ax`` onto more lines until it fits above the axes in the figure."""
+    text = " ".join(ax.get_title().split())
+    for _ in range(4):
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, axes = ax.title.get_window_extent(renderer), ax.get_window_extent(renderer)
+        centre = (axes.x0 + axes.x1) / 2
+        room = 2 * min(centre - fig.bbox.x0, fig.bbox.x1 - centre) - 16  # pixels: the title is centred on the axes
+        if box.width <= room:
+            return
+        longest = max(len(line) for line in ax.get_title().split("\n"))
+        ax.title.set_text(textwrap.fill(text, width=max(12, int(longest * room / box.width)), break_on_hyphens=False))
+
+
+def _room_for_bar_labels(fig: Figure, ax: Any) -> None:
+    """Widen the value axis of horizontal bars until every bar label (``bar_label``) lies inside the axes."""
+    for _ in range(4):
+        fig.tight_layout()
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        axes = ax.get_window_extent(renderer)
+        left, right = ax.get_xlim()
+        scale = axes.width / (right - left)  # pixels per data unit
+        new_left, new_right = left, right
+        for label in ax.texts:
+            if not label.get_text() or not np.isfinite(label.xy[0]):
+                continue
+            box, end = label.get_window_extent(renderer), label.xy[0]  # the label and the end of its bar
+            extra_right = box.x1 - (axes.x0 + (end - left) * scale) + 4  # pixels the label needs right of its bar end
+            if box.x1 > axes.x1 - 2 and end > left and axes.width > extra_right + 10:
+                new_right = max(new_right, left + (end - left) * axes.width / (axes.width - extra_right))
+            extra_left = (axes.x0 + (end - left) * scale) - box.x0 + 4  # and left of it, for a negative value
+            if box.x0 < axes.x0 + 2 and end < right and axes.width > extra_left + 10:
+                new_left = min(new_left, right - (right - end) * axes.width / (axes.width - extra_left))
+        if (new_left, new_right) == (left, right):
+            return
+        ax.set_xlim(new_left, new_right)
+
+
+def _balanced_lines(text: str, most: int) -> str:
+    """``text`` as it is if it has at most ``most`` characters, else wrapped onto as few lines of even length as will do."""
+    if len(text) <= most:
+        return text
+    lines = -(-len(text) // most)
+    for width in range(-(-len(text) // lines), most + 1):
+        wrapped = textwrap.fill(text, width=width, break_on_hyphens=False)
+        if wrapped.count("\n") < lines:
+            return wrapped
+    return textwrap.fill(text, width=most, break_on_hyphens=False)
 
 
 def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "Comparison",
@@ -239,25 +307,29 @@ def comparison_bar(names: Sequence[str], values: Sequence[float], title: str = "
     if reference is not None:
         reference = check.number(reference, "reference")
     value_format = value_format or f"{{:.{decimals}f}}"  # e.g. "{:.1f} %"
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) + 1.5))
+    ticks = [_balanced_lines(name, 48) for name in names]  # a long name takes lines of equal length: room for the bars
+    lines = max(tick.count("\n") + 1 for tick in ticks)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(names) * max(1.0, lines / 2) + 1.5))
     fig.set_label("comparison")  # the book's key figure for the README (scripts/tools/build_book.py)
     bars = ax.barh(range(len(names)), values, color=PALETTE[0])
     ax.bar_label(bars, labels=[value_format.format(v) for v in values], padding=3, fontsize=8, zorder=4,
                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})  # readable across the reference line
-    ax.set_yticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), ticks)
     ax.invert_yaxis()
     if reference is not None:
         ax.axvline(reference, color=PALETTE[3], linestyle="--", label=f"{reference_label} ({reference:.{decimals}f})")
         ax.set_ylim(len(names) + 0.6, -0.6)  # an empty band below the last bar holds the legend: it hides no bar
         ax.legend(loc="lower right", fontsize=8, framealpha=1.0, borderaxespad=0.2)
-    finite = [v for v in values if np.isfinite(v)] or [1.0]
-    low = min(finite + ([reference] if reference is not None else []))
-    high = max(finite + ([reference] if reference is not None else []))
-    span = high - low
-    ax.set_xlim(max(0.0, low - 0.5 * span - 1e-9) if span > 0 and low > 0 else 0.0, high + 0.15 * (span or high or 1))
+    # Bars start at 0, so that a bar's length is proportional to its value; the axis ends a little past the largest
+    # value or the reference, and further where a value label needs the room.
+    marks = [v for v in values if np.isfinite(v)] + ([reference] if reference is not None else [])
+    low, high = min([0.0, *marks]), max([0.0, *marks])
+    margin = 0.04 * ((high - low) or 1.0)
+    ax.set_xlim(low - margin if low < 0 else 0.0, high + margin if high > 0 or low == 0 else 0.0)
     ax.set(title=title, xlabel=xlabel, ylabel="method")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    _room_for_bar_labels(fig, ax)
+    _fit_title(fig, ax)  # a title wrapped onto more lines moves the axes down, not sideways: the labels keep their room
     return fig
 
 
@@ -637,6 +709,7 @@ def next_token_bars(distributions: Mapping[str, Sequence[float]], top: Sequence[
     for ax, (name, probs) in zip(axes[0], distributions.items(), strict=True):
         probs = check.array(probs, f"distributions[{name!r}]", ndim=1, minimum=0.0, maximum=1.0)
         ax.barh(range(len(top)), probs[top][::-1], color=PALETTE[0])
+        ax.set_xlim(0.0, 1.05 * max(float(probs[top].max()), 1e-9))  # from 0: a bar's length is its probability
         ax.set(title=name, xlabel="probability", yticks=range(len(top)), yticklabels=list(tokens)[::-1])
         ax.text(0.95, 0.05, f"{int((probs > 0).sum())} tokens\npossible", transform=ax.transAxes, ha="right")
     fig.suptitle(title)

@@ -45,6 +45,29 @@ def test_confusion_matrix_counts() -> None:
     assert "n = 5" in fig.axes[0].get_title() and _labelled(fig)
 
 
+def _colorbars(fig: plt.Figure) -> list:
+    return [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+
+
+@pytest.mark.parametrize("title", ["Fine-tuned BERT, test subset",
+                                   "bidirectional GRU, word2vec init, fine-tuned, full test set"])
+def test_confusion_matrix_title_axes_cells_and_colorbar_never_overlap(title: str) -> None:
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 25000)
+    fig = plots.confusion_matrix(y_true, np.where(rng.random(25000) < 0.89, y_true, 1 - y_true), title=title)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    ax, (cax,) = fig.axes[0], _colorbars(fig)
+    image, bar, heading = ax.get_window_extent(renderer), cax.get_tightbbox(renderer), ax.title.get_window_extent(renderer)
+    assert not bar.overlaps(heading)  # the colorbar, its ticks and label stay clear of the title
+    assert not bar.overlaps(image) and cax.get_window_extent(renderer).y1 <= image.y1 + 1  # beside the image, no taller
+    assert heading.y0 >= image.y1 and _inside(fig, heading)  # the title above the axes, whole (wrapped when long)
+    assert " ".join(ax.get_title().split()) == f"{title} (n = 25,000)"
+    cells = [t.get_window_extent(renderer) for t in ax.texts]
+    assert all(image.x0 < c.x0 and c.x1 < image.x1 and image.y0 < c.y0 and c.y1 < image.y1 for c in cells)
+    assert not _overlapping(cells) and all(_inside(fig, t.get_window_extent(renderer)) for t in _visible_texts(fig))
+
+
 def test_embedding_projection_labels_and_groups() -> None:
     coords = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
     fig = plots.embedding_projection(coords, ["good", "bad", "film"], ["pos", "neg", "neutral"], method="t-SNE")
@@ -69,6 +92,50 @@ def test_comparison_bar_with_reference() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["TF-IDF", "LSTM", "BERT"]
     assert ax.get_legend() is not None and ax.get_title() == "Accuracy" and _labelled(fig)
+
+
+NB03_NAMES = ["01 Word2Vec skip-gram mean vectors + LR · 22,500 labels",
+              "02 TF-IDF (1-2 grams) + logistic regression · 22,500 labels",
+              "03 MiniLM-L6 frozen mean features + logistic regression · 22,500 labels",
+              "03 MiniLM-L6 fine-tuned · 1,024 labels", "04 bigram language model classifier · 0 labels"]
+
+
+@pytest.mark.parametrize(("names", "values", "reference"), [
+    (["TF-IDF", "LSTM", "BERT"], [89.1, 86.0, 88.2], 89.1),  # close values: the axis used to start near 82.5
+    (["a", "b", "c"], [30.0, 45.0, 33.0], None),  # and at 30 without a reference
+    (NB03_NAMES, [84.2, 90.2, 81.2, 86.0, 71.0], 50.0),  # long names, the reference left of every bar
+    (["x", "y", "not measured"], [0.5, 0.91, float("nan")], 0.95),  # the reference right of every bar
+])
+def test_comparison_bar_starts_every_bar_at_zero(names: list, values: list, reference: float | None) -> None:
+    fig = plots.comparison_bar(names, values, reference=reference, value_format="{:.1f} %", title="Accuracy on the "
+                               "test subset, grouped by labelled reviews (small preset)")
+    ax = fig.axes[0]
+    measured = [v for v in values if not np.isnan(v)]
+    left, right = ax.get_xlim()
+    assert left == 0 and max([*measured, reference or 0]) < right < 1.3 * max([*measured, reference or 0])
+    assert all(bar.get_x() == 0 for bar in ax.patches)  # a bar's length is its value
+    assert [bar.get_width() for bar in ax.patches if not np.isnan(bar.get_width())] == pytest.approx(measured)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = ax.get_window_extent(renderer)
+    for label in (t for t in ax.texts if t.get_text()):  # each value label whole, inside the axes, after its bar
+        box = label.get_window_extent(renderer)
+        assert axes.x0 < box.x0 and box.x1 < axes.x1, label.get_text()
+        assert box.x0 >= ax.transData.transform((label.xy[0], 0))[0]
+    assert plots.overlapping_labels(fig) == [] and all(_inside(fig, t.get_window_extent(renderer)) for t in _visible_texts(fig))
+    ticks = [t.get_window_extent(renderer) for t in ax.get_yticklabels()]
+    assert not _overlapping(ticks)  # long names wrap onto lines of their own height, clear of their neighbours
+    assert " ".join(t.get_text() for t in ax.get_yticklabels()).split() == " ".join(names).split()
+
+
+def test_comparison_bar_with_negative_values_keeps_zero_as_the_start_of_every_bar() -> None:
+    fig = plots.comparison_bar(["gain", "loss"], [12.0, -7.5], xlabel="change (percentage points)", reference=0.0)
+    ax = fig.axes[0]
+    left, right = ax.get_xlim()
+    assert left < -7.5 and 12.0 < right and all(bar.get_x() == 0 for bar in ax.patches)
+    renderer = fig.canvas.get_renderer()
+    axes = ax.get_window_extent(renderer)
+    assert all(axes.x0 < t.get_window_extent(renderer).x0 and t.get_window_extent(renderer).x1 < axes.x1 for t in ax.texts)
 
 
 def test_comparison_bar_rounds_its_labels_as_asked() -> None:
@@ -338,3 +405,51 @@ def test_next_token_bars_show_each_setting_and_what_stays_possible() -> None:
     with pytest.raises(ValueError, match="one name per id"):
         plots.next_token_bars({"plain": probs}, [0, 1], ["a"])
     plt.close(fig)
+
+
+def test_next_token_bars_start_at_zero() -> None:
+    fig = plots.next_token_bars({"plain": np.array([0.4, 0.35, 0.25]), "top-k 2": np.array([0.55, 0.45, 0.0])},
+                                [0, 1, 2], ["a", "the", "very"])
+    for ax, probs in zip(fig.axes, ([0.4, 0.35, 0.25], [0.55, 0.45, 0.0]), strict=True):
+        assert ax.get_xlim()[0] == 0 and max(probs) < ax.get_xlim()[1] < 1.2 * max(probs)
+        assert all(bar.get_x() == 0 for bar in ax.patches)
+        assert [bar.get_width() for bar in ax.patches] == pytest.approx(probs[::-1])  # the most likely on top
+
+
+def _every_plot() -> dict:
+    """One figure of every kind the module draws, with data like the notebooks'."""
+    tokens = ["[CLS]", "this", "movie", "was", "great", "!", "[SEP]"]
+    weights = np.full((7, 7), 1 / 7)
+    return {
+        "training_curves": lambda: plots.training_curves(FakeHistory(), title="Training curves: LSTM"),
+        "confusion_matrix": lambda: plots.confusion_matrix([0, 1, 1, 0], [0, 1, 0, 0], title="A rather long model name "
+                                                           "with its settings, full test set"),
+        "embedding_projection": lambda: plots.embedding_projection(np.array([[0.0, 1.0], [1.0, 0.0]]), ["good", "bad"],
+                                                                   ["pos", "neg"]),
+        "attention_heatmap": lambda: plots.attention_heatmap(weights, tokens, title="Last-layer attention, mean of 12 "
+                                                             "heads, for a review of seven tokens"),
+        "comparison_bar": lambda: plots.comparison_bar(NB03_NAMES, [84.2, 90.2, 81.2, 86.0, 71.0], reference=50.0,
+                                                       title="Accuracy on the test subset (small preset)"),
+        "label_budget_curve": lambda: plots.label_budget_curve(BUDGET, REFERENCE),
+        "cost_scatter": lambda: plots.cost_scatter(_rows()),
+        "lm_training_curves": lambda: plots.lm_training_curves(np.linspace(6, 4, 100), np.linspace(1e-3, 1e-4, 100),
+                                                               [(50, 4.8), (100, 4.3)], {"bigram": 4.4}, 1024, window=10),
+        "attention_grid": lambda: plots.attention_grid([np.tril(np.ones((5, 5))) / np.arange(1, 6)[:, None]] * 2,
+                                                       tokens[:5], n_heads=2),
+        "next_token_bars": lambda: plots.next_token_bars({"plain": np.array([0.5, 0.3, 0.2])}, [0, 1], ["a", "the"]),
+    }
+
+
+@pytest.mark.parametrize("name", list(_every_plot()))
+def test_no_legend_or_colorbar_covers_a_title(name: str) -> None:
+    fig = _every_plot()[name]()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    titles = [ax.title for ax in fig.axes if ax.get_title()] + ([fig._suptitle] if fig._suptitle else [])
+    titles = [t.get_window_extent(renderer) for t in titles]
+    covers = [ax.get_legend().get_window_extent(renderer) for ax in fig.axes if ax.get_legend() is not None]
+    covers += [cax.get_tightbbox(renderer) for cax in _colorbars(fig)]  # the bar, its ticks and its label
+    assert titles and not any(box.overlaps(title) for box in covers for title in titles)
+    assert all(_inside(fig, title) for title in titles)  # and no title is cut at the figure's edge
+    bars = [bar for ax in fig.axes for bar in ax.patches if type(bar) is matplotlib.patches.Rectangle]
+    assert all(bar.get_x() == 0 for bar in bars)  # any bars start at 0
