@@ -11,10 +11,12 @@ import numpy as np
 
 from . import validate as check
 
+UNK = 1  # TextVectorization's id for a word outside the vocabulary (0 is padding)
+
 
 @dataclass(frozen=True)
 class Batch:
-    """One padded batch: token ids ``x`` (zeros on the left), labels ``y`` and the rows' original indices."""
+    """One padded batch: token ids ``x`` (zeros on the right), labels ``y`` and the rows' original indices."""
 
     x: np.ndarray
     y: np.ndarray
@@ -28,7 +30,11 @@ def keep_last(seqs: Sequence[Sequence[int]], max_len: int) -> list[np.ndarray]:
 
 
 def bucket_batches(seqs: Sequence[np.ndarray], labels: np.ndarray, batch_size: int, step: int = 8) -> list[Batch]:
-    """Batches of similar-length sequences, left-padded with 0 to the batch's longest, rounded up to ``step``."""
+    """Batches of similar-length sequences, right-padded with 0 to the batch's longest, rounded up to ``step``.
+
+    Right padding is what cuDNN's LSTM and GRU accept with a mask (Keras uses them on a GPU); an empty sequence becomes
+    one [UNK] (id 1), since cuDNN also refuses a row that is all padding.
+    """
     seqs, labels = check.id_sequences(seqs, "seqs"), check.array(labels, "labels")
     check.same_length(seqs=seqs, labels=labels)
     batch_size, step = check.integer(batch_size, "batch_size", 1), check.integer(step, "step", 1)
@@ -39,8 +45,7 @@ def bucket_batches(seqs: Sequence[np.ndarray], labels: np.ndarray, batch_size: i
         width = step * max(1, -(-max(len(seqs[i]) for i in index) // step))
         x = np.zeros((len(index), width), dtype=np.int32)
         for row, i in enumerate(index):
-            if len(seqs[i]):
-                x[row, width - len(seqs[i]):] = seqs[i]
+            x[row, :max(1, len(seqs[i]))] = seqs[i] if len(seqs[i]) else UNK
         batches.append(Batch(x, labels[index].astype(np.float32), index))
     return batches
 
@@ -75,7 +80,11 @@ def most_confident_errors(probs: np.ndarray, labels: np.ndarray, k: int = 5) -> 
 
 @keras.saving.register_keras_serializable(package="dlnlp")
 class KeepLastTokens(keras.layers.Layer):
-    """Keep each row's last ``max_len`` non-zero ids, left-padded with 0: ``keep_last`` inside a model."""
+    """Keep each row's last ``max_len`` non-zero ids, right-padded with 0: ``keep_last`` inside a model.
+
+    Rows are expected as ``TextVectorization`` writes them (ids first, then zeros); a row with no id becomes one [UNK],
+    because cuDNN's recurrent layers refuse a row of padding only.
+    """
 
     def __init__(self, max_len: int, **kwargs: Any):
         super().__init__(**kwargs)
@@ -84,10 +93,13 @@ class KeepLastTokens(keras.layers.Layer):
     def call(self, ids):
         ops = keras.ops
         lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1, keepdims=True)
-        positions = lengths - self.max_len + ops.arange(self.max_len, dtype="int32")[None, :]
+        steps = ops.arange(self.max_len, dtype="int32")[None, :]
+        positions = ops.maximum(lengths - self.max_len, 0) + steps  # the last max_len ids, from the first
         width = ops.shape(ids)[1]
         gathered = ops.take_along_axis(ids, ops.clip(positions, 0, ops.maximum(width - 1, 0)), axis=1)
-        return ops.where(positions >= 0, gathered, ops.zeros_like(gathered))
+        kept = ops.where(steps < lengths, gathered, ops.zeros_like(gathered))
+        empty = ops.logical_and(lengths == 0, steps == 0)  # a row with no id: one [UNK]
+        return ops.where(empty, ops.full_like(kept, UNK), kept)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.max_len)
