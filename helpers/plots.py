@@ -607,25 +607,19 @@ def transformer_block_diagram() -> Figure:
 
     # the repeated pre-LN block
     block_bottom, gap = sum_y + r + 0.12, 0.25
-    ln1 = block_bottom + 0.42
-    _arrow(ax, (x, sum_y + r), (x, ln1))
-    top = box(x, ln1, width, 0.34, "LayerNorm", "norm")
-    _arrow(ax, (x, top), (x, top + gap))
-    top = box(x, top + gap, width, 0.52, "masked (causal)\nmulti-head attention", "attention")
-    add1 = top + gap + r
-    _arrow(ax, (x, top), (x, add1 - r))
-    add(add1, r)
-    skip(ln1 - 0.2, add1, r)
-    ln2 = add1 + r + 0.3
-    _arrow(ax, (x, add1 + r), (x, ln2))
-    top = box(x, ln2, width, 0.34, "LayerNorm", "norm")
-    _arrow(ax, (x, top), (x, top + gap))
-    top = box(x, top + gap, width, 0.52, "MLP\nd → 4d, GELU, 4d → d", "mlp")
-    add2 = top + gap + r
-    _arrow(ax, (x, top), (x, add2 - r))
-    add(add2, r)
-    skip(ln2 - 0.15, add2, r)
-    block_top = add2 + r + 0.12
+    below, ln_y = sum_y + r, block_bottom + 0.42  # each sub-layer: LayerNorm, the layer, the residual add
+    for label, kind, branch in (("masked (causal)\nmulti-head attention", "attention", 0.2),
+                                ("MLP\nd → 4d, GELU, 4d → d", "mlp", 0.15)):
+        _arrow(ax, (x, below), (x, ln_y))
+        top = box(x, ln_y, width, 0.34, "LayerNorm", "norm")
+        _arrow(ax, (x, top), (x, top + gap))
+        top = box(x, top + gap, width, 0.52, label, kind)
+        add_y = top + gap + r
+        _arrow(ax, (x, top), (x, add_y - r))
+        add(add_y, r)
+        skip(ln_y - branch, add_y, r)
+        below, ln_y = add_y + r, add_y + r + 0.3
+    block_top = below + 0.12
     ax.add_patch(FancyBboxPatch((0.55, block_bottom), 4.9, block_top - block_bottom, boxstyle="round,pad=0,rounding_size=0.15",
                                 facecolor="#F2F2F2", edgecolor="#666666", linestyle="--", linewidth=1.2, zorder=1))
     ax.text(4.9, (block_bottom + block_top) / 2, "× L\nblocks", ha="center", va="center", fontsize=12, fontweight="bold",
@@ -633,7 +627,7 @@ def transformer_block_diagram() -> Figure:
 
     # output
     ln_f = block_top + 0.3
-    _arrow(ax, (x, add2 + r), (x, ln_f))
+    _arrow(ax, (x, add_y + r), (x, ln_f))
     top = box(x, ln_f, width, 0.34, "final LayerNorm", "norm")
     _arrow(ax, (x, top), (x, top + gap))
     top = box(x, top + gap, 3.6, 0.52, "output layer (tied to the token embedding)\n+ per-condition bias", "output")

@@ -17,14 +17,20 @@ NOTEBOOK_03 = ROOT / "notebooks" / "03_bert_classification.ipynb"
 CONFIG_CELL = "b6041f31"  # notebook 03's size setting: SIZE and CONFIG
 
 
-def _notebook_config(preset: str, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Notebook 03's CONFIG under ``preset``, from executing only its CONFIG cell."""
-    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK_03.read_text(encoding="utf-8"))["cells"]}
+def _config_of(notebook: Path, cell_id: str, preset: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """A notebook's CONFIG under ``preset``, from executing only its CONFIG cell (found by id)."""
+    cells = {c["id"]: "".join(c["source"]) for c in json.loads(notebook.read_text(encoding="utf-8"))["cells"]}
+    assert cell_id in cells, f"{notebook.name} has no cell {cell_id}: update the id here"
     monkeypatch.setenv("DLNLP_PRESET", preset)
     namespace: dict = {}
-    exec(compile(cells[CONFIG_CELL], f"{NOTEBOOK_03.name}, cell {CONFIG_CELL}", "exec"), namespace)  # noqa: S102
+    exec(compile(cells[cell_id], f"{notebook.name}, cell {cell_id}", "exec"), namespace)  # noqa: S102
     assert namespace["SIZE"] == preset
     return namespace["CONFIG"]
+
+
+def _notebook_config(preset: str, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """Notebook 03's CONFIG under ``preset``."""
+    return _config_of(NOTEBOOK_03, CONFIG_CELL, preset, monkeypatch)
 
 
 @pytest.mark.parametrize("preset", ["small", "full"])
@@ -59,14 +65,8 @@ _gpt_spec.loader.exec_module(gpt_side_by_side)
 
 
 def _notebook_04_config(preset: str, monkeypatch: pytest.MonkeyPatch) -> dict:
-    """Notebook 04's CONFIG under ``preset``, from executing only its CONFIG cell."""
-    cells = {c["id"]: "".join(c["source"]) for c in json.loads(NOTEBOOK_04.read_text(encoding="utf-8"))["cells"]}
-    assert CONFIG_CELL_04 in cells, f"notebook 04 has no cell {CONFIG_CELL_04}: update CONFIG_CELL_04"
-    monkeypatch.setenv("DLNLP_PRESET", preset)
-    namespace: dict = {}
-    exec(compile(cells[CONFIG_CELL_04], f"{NOTEBOOK_04.name}, cell {CONFIG_CELL_04}", "exec"), namespace)  # noqa: S102
-    assert namespace["SIZE"] == preset
-    return namespace["CONFIG"]
+    """Notebook 04's CONFIG under ``preset``."""
+    return _config_of(NOTEBOOK_04, CONFIG_CELL_04, preset, monkeypatch)
 
 
 @pytest.mark.parametrize("preset", ["small", "full"])
@@ -173,3 +173,26 @@ def test_gpt_levers_times_notebook_04s_training_step_on_a_tiny_imdb(isolated_dat
             assert result["tokens_per_second"] > 0 and result["warm_up_seconds"] > 0, options
     finally:
         torch.set_num_threads(threads)
+
+
+def _head_lr_module():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))  # head_lr imports budget_epochs beside it
+    spec = importlib.util.spec_from_file_location("head_lr", ROOT / "scripts" / "experiments" / "head_lr.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("preset", ["small", "full"])
+def test_head_lr_trains_for_the_notebooks_epochs(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _head_lr_module().EPOCHS[preset] == _notebook_config(preset, monkeypatch)["epochs"]
+
+
+def test_head_lr_parses_rates() -> None:
+    head_lr = _head_lr_module()
+    assert head_lr.parse_rates("1.5e-4,2e-3") == [1.5e-4, 2e-3]
+    for bad in ("fast", "0,1e-3", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="--head-lrs"):
+            head_lr.parse_rates(bad)

@@ -38,6 +38,16 @@ CONFIGS = {
 }
 
 
+def prepare(tokenizer, config: dict, seed: int) -> tuple:
+    """Notebook 03's data for ``seed``: (imdb, training ids, validation ids, validation labels), as the notebook makes them."""
+    os.environ[helpers.runtime.SEED_ENV] = str(seed)  # as the notebook run with DLNLP_SEED=seed
+    seed = helpers.seed_everything(seed)
+    imdb = helpers.load_imdb(n_train=config["n_train"], n_unsup=0, seed=seed)
+    train_ids = bert.encode(tokenizer, imdb.train.texts, config["max_length"], config["head"])
+    val_ids = bert.encode(tokenizer, imdb.val.texts[: config["n_val"]], config["max_length"], config["head"])
+    return imdb, train_ids, val_ids, imdb.val.labels[: config["n_val"]]
+
+
 def parse_budget(text: str) -> tuple[int, list[int]]:
     """'256:2,4,6' -> (256, [2, 4, 6])."""
     try:
@@ -69,13 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(source)
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        os.environ[helpers.runtime.SEED_ENV] = str(seed)  # as the notebook run with DLNLP_SEED=seed
-        seed = helpers.seed_everything(seed)
-        imdb = helpers.load_imdb(n_train=config["n_train"], n_unsup=0, seed=seed)
-        train_ids = bert.encode(tokenizer, imdb.train.texts, config["max_length"], config["head"])
-        n_val = args.n_val or config["n_val"]
-        val_ids = bert.encode(tokenizer, imdb.val.texts[:n_val], config["max_length"], config["head"])
-        val_labels = imdb.val.labels[:n_val]
+        imdb, train_ids, val_ids, val_labels = prepare(tokenizer, {**config, "n_val": args.n_val or config["n_val"]},
+                                                       seed)
         for n, epoch_list in budgets:
             idx = helpers.data.stratified_indices(imdb.train.labels, n, seed=seed)  # the notebook's first draw
             for epochs in epoch_list:
