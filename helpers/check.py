@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data
+from . import data, runtime
 
 SUPPORTED_PYTHONS = ((3, 11), (3, 13))  # oldest and newest tested; run.py says the same
 # The kernel spec run.py installs carries these (tests/test_run.py checks that run.py's ENV_DEFAULTS agree).
@@ -316,12 +316,19 @@ def _nvidia_smi() -> list[str]:
     return [line.strip() for line in result.stdout.splitlines() if line.strip()] if result.returncode == 0 else []
 
 
-def check_hardware(cpus: int | None = None, gpus: Callable[[], list[str]] = _nvidia_smi) -> list[Item]:
-    """CPU cores (one core works, slowly) and any NVIDIA GPU (via nvidia-smi, never by importing a framework)."""
-    cpus = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1) \
-        if cpus is None else cpus
-    items = [Item("OK", "CPU", f"{cpus} cores") if cpus >= 2 else
-             Item("WARN", "CPU", f"{cpus} core: the small preset was timed on 2 cores", "expect about twice the run times")]
+def check_hardware(cpus: int | None = None, gpus: Callable[[], list[str]] = _nvidia_smi,
+                   budget: Callable[[], runtime.CpuBudget] = runtime.cpu_budget) -> list[Item]:
+    """The CPUs the notebooks may use (affinity and cgroup quota; one works, slowly) and any NVIDIA GPU (nvidia-smi)."""
+    try:
+        found_cpus = budget() if cpus is None else runtime.CpuBudget(cpus, cpus, None, None, cpus)
+    except ValueError as err:  # a bad $DLNLP_THREADS
+        items = [Item("FAIL", "CPU", str(err), f"unset {runtime.THREADS_ENV}, or set it to a whole number such as 2")]
+    else:
+        what = found_cpus.describe()
+        items = [Item("OK", "CPU", f"{what}; helpers sizes the thread pools of PyTorch, TensorFlow and gensim to it")
+                 if found_cpus.usable >= 2 else
+                 Item("WARN", "CPU", f"{what}: one CPU does the work of the 2 the small preset was timed on",
+                      "expect about twice the run times")]
     found = gpus()
     items.append(Item("OK", "GPU", "; ".join(found) + " (DLNLP_PRESET=full uses it)") if found else
                  Item("OK", "GPU", "none found (the small preset is made for a CPU)"))

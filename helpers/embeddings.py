@@ -11,7 +11,7 @@ import numpy as np
 
 from . import validate as check
 from .data import load_imdb, pack_texts, unpack_texts, work_dir, write_npz
-from .runtime import PRESETS, preset
+from .runtime import PRESETS, preset, usable_cpus
 
 # Same rule as keras.layers.TextVectorization's default standardize (lower case, ASCII punctuation removed),
 # so that notebook 02's vocabulary finds these vectors.
@@ -65,11 +65,12 @@ def vectors_path(name: str, size: str | None = None) -> Path:
     return work_dir() / "vectors" / f"{name}-{size}.npz"
 
 
-def train_word2vec(size: str | None = None, seed: int = 42, workers: int = 2):
-    """Train Word2Vec skip-gram with negative sampling on the preset's IMDB texts; return KeyedVectors."""
+def train_word2vec(size: str | None = None, seed: int = 42, workers: int | None = None):
+    """Train Word2Vec skip-gram with negative sampling on the preset's IMDB texts (workers: the usable CPUs); KeyedVectors."""
     from gensim.models import Word2Vec
 
     size = preset() if size is None else check.one_of(size, "size", PRESETS)
+    workers = usable_cpus() if workers is None else workers
     seed, workers = check.integer(seed, "seed", 0), check.integer(workers, "workers", 1)
     cfg = dict(WORD2VEC_SETTINGS[size])
     corpus = ReviewCorpus(embedding_texts(cfg.pop("n_docs"), seed=0))

@@ -250,6 +250,22 @@ def test_hardware() -> None:
     assert cpu.status == "OK" and "H200" in gpu.detail
 
 
+def test_hardware_counts_the_cpus_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from helpers import runtime
+
+    quota = runtime.CpuBudget(cores=64, affinity=64, quota=1.0, override=None, usable=1)  # Binder: 1 CPU of a big host
+    cpu, _ = check.check_hardware(gpus=lambda: [], budget=lambda: quota)
+    assert cpu.status == "WARN" and cpu.detail.startswith("1 usable of 64 cores (affinity 64, cgroup quota 1)")
+    assert "twice" in cpu.fix
+    two = runtime.CpuBudget(cores=2, affinity=2, quota=None, override=None, usable=2)
+    cpu, _ = check.check_hardware(gpus=lambda: [], budget=lambda: two)
+    assert cpu.status == "OK" and cpu.detail.startswith("2 usable of 2 cores (affinity 2, cgroup quota none)")
+    monkeypatch.setenv(runtime.THREADS_ENV, "all")
+    cpu, gpu = check.check_hardware(gpus=lambda: [])
+    _failed(cpu, "DLNLP_THREADS='all'", "unset DLNLP_THREADS")
+    assert gpu.status == "OK"
+
+
 def test_bad_preset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DLNLP_PRESET", "huge")
     _failed(_only(check.check_preset()), "huge", "small or full")
