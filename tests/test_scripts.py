@@ -196,3 +196,25 @@ def test_head_lr_parses_rates() -> None:
     for bad in ("fast", "0,1e-3", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="--head-lrs"):
             head_lr.parse_rates(bad)
+
+
+def _recurrent_plan_module():
+    spec = importlib.util.spec_from_file_location("recurrent_plan", ROOT / "scripts" / "experiments" / "recurrent_plan.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("preset", ["small", "full"])
+def test_recurrent_plan_settings_are_notebook_02s(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = _config_of(ROOT / "notebooks" / "02_lstm_sentiment.ipynb", "edfbe9ac", preset, monkeypatch)
+    mirrored = _recurrent_plan_module().CONFIGS[preset]
+    assert mirrored == {key: config[key] for key in mirrored}
+
+
+def test_recurrent_plan_parses_plans() -> None:
+    plan = _recurrent_plan_module()
+    assert plan.parse_plan("200:128") == (200, 128)
+    for bad in ("200", "200:0", "long:128"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--plan"):
+            plan.parse_plan(bad)
