@@ -218,3 +218,15 @@ def test_recurrent_plan_parses_plans() -> None:
     for bad in ("200", "200:0", "long:128"):
         with pytest.raises(argparse.ArgumentTypeError, match="--plan"):
             plan.parse_plan(bad)
+
+
+def test_tfidf_c_parses_values_and_builds_notebook_02s_baseline() -> None:
+    spec = importlib.util.spec_from_file_location("tfidf_c", ROOT / "scripts" / "experiments" / "tfidf_c.py")
+    tfidf_c = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tfidf_c)
+    assert tfidf_c.parse_cs("1,4,16") == [1.0, 4.0, 16.0]
+    for bad in ("", "0,1", "big"):
+        with pytest.raises(argparse.ArgumentTypeError, match="--cs"):
+            tfidf_c.parse_cs(bad)
+    model = tfidf_c.baseline(8.0).fit(["a fine film", "a dull film"] * 4, [1, 0] * 4)
+    assert model[-1].C == 8.0 and list(model.predict(["fine", "dull"])) == [1, 0]
