@@ -6,9 +6,11 @@ notebook 04b and scripts/experiments import them from here.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 
 from . import lm
 from . import validate as check
+from .data import work_dir, write_npz
 from .runtime import faster_precision
 
 
@@ -258,3 +261,46 @@ def generate(model, prompts, conds, n_new, use_cache=True, **sampling):
         step_input = new[:, None]
     model.train()
     return ids
+
+
+# The settings of notebook 04's CONFIG that make its GPT; a saved GPT is reused only when all of them (and the seed) match.
+TRAINING_KEYS = ("vocab_size", "n_unsup", "lm_unsup", "d_model", "n_layers", "n_heads", "context", "batch_size", "steps",
+                 "warmup", "lr")
+
+
+def saved_path(preset: str) -> Path:
+    """Where notebook 04 saves its trained GPT for notebook 04b: ``<work>/models/gpt-<preset>.npz``."""
+    return work_dir() / "models" / f"gpt-{preset}.npz"
+
+
+def _settings(config: dict, seed: int) -> str:
+    return json.dumps({"seed": seed, **{k: config[k] for k in TRAINING_KEYS}}, sort_keys=True)
+
+
+def save(model, preset: str, seed: int, config: dict) -> Path:
+    """Save a trained GPT's weights with the settings that made it (plain arrays, no pickle), atomically."""
+    arrays = {f"w/{k}": v.detach().float().cpu().numpy() for k, v in model.state_dict().items()}
+    arrays["settings"] = np.frombuffer(_settings(config, seed).encode(), dtype=np.uint8)
+    path = saved_path(preset)
+    write_npz(path, arrays, "notebook 04's GPT")
+    return path
+
+
+def load(preset: str, seed: int, config: dict, device) -> GPT | None:
+    """Notebook 04's saved GPT if it was trained with these settings and seed; None (say why) when it must be retrained."""
+    path = saved_path(preset)
+    if not path.exists():
+        print(f"{path} not found: run notebook 04 first to reuse its GPT, or train it here")
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            if saved["settings"].tobytes().decode() != _settings(config, seed):
+                print(f"{path} was trained with other settings or another seed: training it here instead")
+                return None
+            state = {k[2:]: torch.from_numpy(saved[k]) for k in saved.files if k.startswith("w/")}
+        model = GPT(config["vocab_size"], config["context"], config["d_model"], config["n_layers"], config["n_heads"])
+        model.load_state_dict(state)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        print(f"Ignoring the unreadable {path} ({err}): training the GPT here; notebook 04 writes it again")
+        return None
+    return model.to(device)

@@ -355,3 +355,22 @@ def test_bad_arguments_get_errors_that_name_them() -> None:
         hgpt.train_gpt(model, tokens, np.zeros(100, dtype=int), 0, 2, 1e-3, 1, 0)
     with pytest.raises(ValueError, match="tokens|conds"):
         hgpt.train_gpt(model, tokens, np.zeros(99, dtype=int), 2, 2, 1e-3, 1, 0)
+
+
+def test_save_and_load_reuse_a_gpt_only_with_its_own_settings(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("DLNLP_WORK_DIR", str(tmp_path))
+    config = {"vocab_size": 50, "n_unsup": 0, "lm_unsup": 0, "d_model": 16, "n_layers": 1, "n_heads": 2,
+              "context": 16, "batch_size": 2, "steps": 3, "warmup": 1, "lr": 1e-3}
+    torch.manual_seed(0)
+    model = hgpt.GPT(50, 16, 16, 1, 2)
+    path = hgpt.save(model, "small", 42, config)
+    assert path == hgpt.saved_path("small") and path.exists()
+    again = hgpt.load("small", 42, config, "cpu")
+    assert again is not None and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                        again.state_dict().values(), strict=True))
+    assert hgpt.load("small", 7, config, "cpu") is None  # another seed: retrain
+    assert hgpt.load("small", 42, {**config, "steps": 4}, "cpu") is None  # other settings: retrain
+    assert "other settings or another seed" in capsys.readouterr().out
+    assert hgpt.load("full", 42, config, "cpu") is None and "not found" in capsys.readouterr().out
+    path.write_bytes(b"not an npz")
+    assert hgpt.load("small", 42, config, "cpu") is None and "unreadable" in capsys.readouterr().out
