@@ -1,7 +1,8 @@
 """Preflight for teachers and learners: ``python -m helpers check`` says in seconds whether a machine is ready.
 
 Each check returns one or more ``Item`` lines (``[OK]``, ``[WARN]`` or ``[FAIL]``); a FAIL says what to do. Nothing
-heavy is imported (no torch, TensorFlow or transformers): versions come from the installed metadata.
+heavy is imported (no torch, TensorFlow or transformers): versions come from the installed metadata, and the run-time
+estimate times this machine with NumPy alone (``helpers.speed``, about 2 s).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import data, runtime
+from . import data, runtime, speed
 
 SUPPORTED_PYTHONS = ((3, 11), (3, 13))  # oldest and newest tested; run.py says the same
 # The kernel spec run.py installs carries these (tests/test_run.py checks that run.py's ENV_DEFAULTS agree).
@@ -40,6 +41,11 @@ HEAD_TIMEOUT_S = 3.0
 DEV_TOOLS = {"jupyterlab", "nbval", "nbconvert", "pytest", "ruff"}
 SETUP_HINT = "run `python run.py setup`"
 GB = 10**9  # decimal, like the sizes in helpers.data
+# Run time: a WARN above these expected minutes (the small preset was made for about 15 minutes on 2 cores).
+SERIES_WARN_MIN = 20
+NOTEBOOK_WARN_MIN = 8
+CALIBRATE_HINT = ("on a 2-core machine run `make bench`, then again limited to one CPU, then "
+                  "`python scripts/tools/calibrate_estimate.py --two-cores A.json --one-cpu B.json` (see scripts/README.md)")
 
 
 @dataclass(frozen=True)
@@ -345,9 +351,52 @@ def check_preset() -> list[Item]:
         return [Item("FAIL", "preset", str(err), "unset DLNLP_PRESET, or set it to small or full")]
 
 
+def _bfloat16_note() -> str:
+    """Which frameworks may compute in bfloat16 on this CPU (``runtime.bfloat16_choice``), as a clause, or ``""``."""
+    try:
+        choices = {label: runtime.bfloat16_choice(framework, gpu_bf16=False)
+                   for framework, label in (("torch", "PyTorch"), ("tensorflow", "Keras"))}
+    except ValueError:  # a bad $DLNLP_PRECISION: the notebooks say so
+        return ""
+    names = [label for label, (use, _) in choices.items() if use]
+    if not names:
+        return ""
+    return (f"; bfloat16 may be used ({choices[names[0]][1]}), which can make the {' and '.join(names)} notebooks "
+            "faster than this")
+
+
+def check_run_time(probe: Callable[[], dict[str, float]] = speed.probe, reference: Path | None = None) -> list[Item]:
+    """Each notebook's expected minutes here, from a short probe of this machine and the reference (``speed.REFERENCE``)."""
+    reference = speed.REFERENCE if reference is None else reference
+    try:
+        ref = speed.load_reference(reference)
+    except FileNotFoundError:
+        return [Item("WARN", "run time", f"no estimate: {reference} is missing (the calibration was not run)", CALIBRATE_HINT)]
+    except (OSError, speed.SpeedReferenceError) as err:
+        return [Item("WARN", "run time", f"no estimate: {reference} cannot be used ({err})", CALIBRATE_HINT)]
+    try:
+        here = probe()
+        seconds = speed.expected_seconds(ref, here)
+    except (ValueError, TypeError, OSError, RuntimeError) as err:
+        return [Item("WARN", "run time", f"no estimate: timing this machine failed ({type(err).__name__}: {err})",
+                     "report this with the output of `python -m helpers check`")]
+    cpus = int(here.get("cpus", 0)) or "?"
+    minutes = {name: s / 60 for name, s in seconds.items()}
+    total = sum(minutes.values())
+    each = ", ".join(f"{name.split('_')[0]} {m:.1f} min" for name, m in minutes.items())
+    preset = ref.get("preset", "small")
+    detail = (f"expected on this machine ({preset} preset, {cpus} CPU{'' if cpus == 1 else 's'}, float32): {each}; "
+              f"series {total:.0f} min" + _bfloat16_note())
+    slow = [name.split("_")[0] for name, m in minutes.items() if m > NOTEBOOK_WARN_MIN]
+    if total > SERIES_WARN_MIN or slow:
+        over = f"notebook {', '.join(slow)} over {NOTEBOOK_WARN_MIN} min" if slow else f"over {SERIES_WARN_MIN} min in all"
+        return [Item("WARN", "run time", detail, f"{over}: plan for the wait, or use a machine with more CPUs (or Colab)")]
+    return [Item("OK", "run time", detail)]
+
+
 CHECKS: tuple[Callable[[], list[Item]], ...] = (check_python, check_packages, check_kernel, check_dataset,
                                                 check_output_dir, check_bert, check_disk, check_memory,
-                                                check_hardware, check_preset)
+                                                check_hardware, check_run_time, check_preset)
 
 
 def run_checks(checks: Iterable[Callable[[], list[Item]]] | None = None) -> list[Item]:
