@@ -16,6 +16,7 @@ either folder can run code: the cache is NumPy arrays read with ``allow_pickle=F
 
 from __future__ import annotations
 
+import codecs
 import email.utils
 import errno
 import glob
@@ -231,11 +232,61 @@ def pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def unpack_texts(buffer: np.ndarray, offsets: np.ndarray) -> list[str]:
     """The strings ``pack_texts`` packed; ``ValueError`` when the offsets do not fit the buffer."""
-    raw = np.asarray(buffer, dtype=np.uint8).tobytes()
-    if offsets.ndim != 1 or len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(raw) or np.any(np.diff(offsets) < 0):
-        raise ValueError("the text offsets do not match the text buffer")
-    bounds = offsets.tolist()
-    return [raw[a:b].decode("utf-8") for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    return _Packed(buffer, offsets).take()
+
+
+_UTF8_BLOCK = 1 << 22  # bytes decoded at a time when a whole buffer is checked, so the check holds little memory
+
+
+class _Packed:
+    """Texts as ``pack_texts`` stores them (one UTF-8 buffer and offsets); only the texts taken become ``str``.
+
+    ``load_imdb`` keeps the cache's texts in this form and decodes just the reviews its splits return: decoding all
+    100,000 reviews and dropping most of them would leave the freed memory scattered in the process for good.
+    """
+
+    def __init__(self, buffer: np.ndarray | None, offsets: np.ndarray, check_utf8: bool = False) -> None:
+        offsets = np.asarray(offsets)
+        self.buffer = None if buffer is None else np.ascontiguousarray(buffer, dtype=np.uint8).reshape(-1)
+        if (offsets.ndim != 1 or len(offsets) == 0 or not np.issubdtype(offsets.dtype, np.integer) or offsets[0] != 0
+                or (self.buffer is not None and offsets[-1] != len(self.buffer)) or np.any(np.diff(offsets) < 0)):
+            raise ValueError("the text offsets do not match the text buffer")
+        self.offsets = offsets.astype(np.int64, copy=False)
+        if check_utf8 and self.buffer is not None:
+            self._check_utf8()
+
+    def _check_utf8(self) -> None:
+        """Raise ``UnicodeDecodeError`` unless every text decodes: the buffer is UTF-8 and each text starts a character."""
+        decoder, view = codecs.getincrementaldecoder("utf-8")(), memoryview(self.buffer)
+        for start in range(0, len(view), _UTF8_BLOCK):
+            decoder.decode(view[start:start + _UTF8_BLOCK])
+        decoder.decode(b"", final=True)
+        starts = self.offsets[:-1][self.offsets[:-1] < len(self.buffer)]
+        if len(starts) and np.any(self.buffer[starts] & 0xC0 == 0x80):  # a UTF-8 continuation byte
+            at = int(starts[np.argmax(self.buffer[starts] & 0xC0 == 0x80)])
+            raise UnicodeDecodeError("utf-8", bytes(self.buffer[at:at + 1]), 0, 1, "a text starts inside a character")
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def take(self, idx: np.ndarray | None = None) -> list[str]:
+        """The texts at ``idx`` (all of them when ``None``), decoded, in the order of ``idx``."""
+        if idx is None:
+            starts, ends = self.offsets[:-1], self.offsets[1:]
+        else:
+            idx = np.asarray(idx, dtype=np.int64)
+            starts, ends = self.offsets[idx], self.offsets[idx + 1]
+        if self.buffer is None:
+            if len(starts):
+                raise RuntimeError("these texts were not read from the cache")
+            return []
+        view = memoryview(self.buffer)
+        return [str(view[a:b], "utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def _pick(texts: Sequence[str] | _Packed, idx: np.ndarray) -> list[str]:
+    """The texts at ``idx``, in that order, from a list or from packed texts."""
+    return texts.take(idx) if isinstance(texts, _Packed) else [texts[i] for i in idx]
 
 
 # --- download ------------------------------------------------------------------------------------------------
@@ -615,6 +666,18 @@ def write_cache(raw: dict[str, object], path: Path) -> None:
 
 def read_cache(path: Path, note: bool = True) -> dict[str, object] | None:
     """The parsed dataset from a cache file, or ``None`` (with a one-line note) when it is stale, foreign or corrupt."""
+    raw = _read_packed(path, note)
+    if raw is not None:
+        for split in ("train", "test", "unsup"):
+            raw[f"{split}_texts"] = raw[f"{split}_texts"].take()
+    return raw
+
+
+def _read_packed(path: Path, note: bool = True, unsup_text: bool = True) -> dict[str, object] | None:
+    """``read_cache`` with the texts left packed (``_Packed``), checked so that each of them decodes.
+
+    With ``unsup_text=False`` the unlabelled reviews' bytes are not even read (their count is); none can be taken.
+    """
     say = print if note else (lambda *a, **k: None)
     try:
         with np.load(path, allow_pickle=False) as npz:  # a pickle, or an array of objects, is refused here
@@ -624,7 +687,8 @@ def read_cache(path: Path, note: bool = True) -> dict[str, object] | None:
                 return None
             raw: dict[str, object] = {"format": CACHE_FORMAT}
             for split in ("train", "test", "unsup"):
-                raw[f"{split}_texts"] = unpack_texts(npz[f"{split}_text"], npz[f"{split}_offsets"])
+                buffer = npz[f"{split}_text"] if split != "unsup" or unsup_text else None
+                raw[f"{split}_texts"] = _Packed(buffer, npz[f"{split}_offsets"], check_utf8=True)
             for split in ("train", "test"):
                 labels, movies = npz[f"{split}_labels"], npz[f"{split}_movies"]
                 n = len(raw[f"{split}_texts"])
@@ -659,10 +723,11 @@ def _find(name: str) -> Path | None:
     return None
 
 
-def _load_cached(notes: bool = True) -> dict[str, object] | None:
+def _load_cached(notes: bool = True, reader: Callable[[Path, bool], dict[str, object] | None] = read_cache,
+                 ) -> dict[str, object] | None:
     """The first valid cache in the data directory, then the work directory; old pickle caches are never opened."""
     for folder in _folders():
-        if (folder / CACHE_NAME).is_file() and (raw := read_cache(folder / CACHE_NAME, notes)) is not None:
+        if (folder / CACHE_NAME).is_file() and (raw := reader(folder / CACHE_NAME, notes)) is not None:
             return raw
     if notes:
         for folder in _folders():
@@ -674,8 +739,16 @@ def _load_cached(notes: bool = True) -> dict[str, object] | None:
 
 def load_raw(verbose: bool = True) -> dict[str, object]:
     """Return the full parsed dataset; without a cache, build one from the folder or the archive (downloaded if need be)."""
+    return _load(verbose, read_cache)
+
+
+_LOAD_RAW = load_raw  # load_imdb reads the cache itself, unless load_raw was replaced (the tests' small stand-ins)
+
+
+def _load(verbose: bool, reader: Callable[[Path, bool], dict[str, object] | None]) -> dict[str, object]:
+    """``load_raw`` with the cache read by ``reader``; a dataset built afresh comes as ``parse`` returns it."""
     say = print if verbose else (lambda *a, **k: None)
-    if (raw := _load_cached()) is not None:
+    if (raw := _load_cached(reader=reader)) is not None:
         return raw
     target = build_dir()
     lock = FileLock(target / ".imdb-build.lock")
@@ -685,7 +758,7 @@ def load_raw(verbose: bool = True) -> dict[str, object]:
         print(f"Another process is preparing the dataset in {target}; waiting for it to finish ...")
         lock.acquire()
     try:
-        if (raw := _load_cached(notes=False)) is not None:  # the other process built it meanwhile
+        if (raw := _load_cached(notes=False, reader=reader)) is not None:  # the other process built it meanwhile
             return raw
         start = time.perf_counter()
         root = _find(FOLDER_NAME)
@@ -771,9 +844,9 @@ def _validation_indices(raw: dict[str, object]) -> np.ndarray:
     return whole_movie_indices(raw["train_labels"], raw["train_movies"], VALIDATION_SIZE, SPLIT_SEED)
 
 
-def _take(raw: dict[str, object], split: str, idx: np.ndarray) -> Split:
-    texts, labels, movies = raw[f"{split}_texts"], raw[f"{split}_labels"], raw[f"{split}_movies"]
-    return Split([texts[i] for i in idx], labels[idx].astype(np.int64), movies[idx])
+def _take(raw: dict[str, object], split: str, idx: np.ndarray, texts: list[str]) -> Split:
+    """The reviews of ``split`` at ``idx``, whose texts are ``texts``."""
+    return Split(texts, raw[f"{split}_labels"][idx].astype(np.int64), raw[f"{split}_movies"][idx])
 
 
 def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int = 0,
@@ -782,7 +855,11 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     n_train = None if n_train is None else check.integer(n_train, "n_train", 1, hint="Pass None for all of train.")
     n_unsup = None if n_unsup is None else check.integer(n_unsup, "n_unsup", 0, hint="Pass None for all 50,000.")
     seed = check.integer(seed, "seed", 0)
-    raw = load_raw(verbose=verbose)
+    if load_raw is _LOAD_RAW:  # only the texts of the returned splits become str (n_unsup=0: unsup is not even read)
+        raw = _load(verbose, lambda path, note: _read_packed(path, note, unsup_text=n_unsup != 0))
+    else:
+        raw = load_raw(verbose=verbose)
+    raw = dict(raw)  # its texts are popped below, split by split, so packed bytes go before the next split is decoded
     train_labels, test_labels = raw["train_labels"], raw["test_labels"]
     # Validation holds out every review of about a tenth of the training movies. IMDB has up to 30 reviews per
     # movie, and the official test set shares almost no movie with the training half; a random validation split
@@ -794,16 +871,18 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
         check.integer(n_train, "n_train", 1, len(rest), hint="Pass None for all of train.")
         rest = rest[stratified_indices(train_labels[rest], n_train, seed)]
     rest = rest[stable_order(len(rest), seed)]  # shuffled, so no slice is all one class
-    unsup = list(raw["unsup_texts"])
+    unsup_idx = np.arange(len(raw["unsup_texts"]))
     if n_unsup is not None:
-        unsup = [unsup[i] for i in np.sort(stable_order(len(unsup), seed)[:n_unsup])]
-    return Imdb(
-        train=_take(raw, "train", rest),
-        val=_take(raw, "train", val_order),
-        test=_take(raw, "test", np.arange(len(test_labels))),
-        test_subset=_take(raw, "test", stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)),
-        unsup=unsup,
-    )
+        unsup_idx = np.sort(stable_order(len(unsup_idx), seed)[:n_unsup])
+    train_texts = raw.pop("train_texts")
+    train = _take(raw, "train", rest, _pick(train_texts, rest))
+    val = _take(raw, "train", val_order, _pick(train_texts, val_order))
+    del train_texts
+    every_test = np.arange(len(test_labels))
+    test = _take(raw, "test", every_test, _pick(raw.pop("test_texts"), every_test))
+    subset = stratified_indices(test_labels, TEST_SUBSET_SIZE, SPLIT_SEED)
+    test_subset = _take(raw, "test", subset, [test.texts[i] for i in subset])  # the same str objects as test's
+    return Imdb(train=train, val=val, test=test, test_subset=test_subset, unsup=_pick(raw.pop("unsup_texts"), unsup_idx))
 
 
 def prefetch() -> None:
