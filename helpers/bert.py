@@ -1,5 +1,7 @@
 """BERT helpers for notebook 03: the verified bundled checkpoint, head+tail truncation, padding and batching, the speed
-table and precision choice, and the fine-tuning recipe the notebook teaches."""
+table and precision choice, the whole-model ``predict`` the notebook teaches, and the full fine-tuning recipe (every
+layer, from token ids) that the scripts compare with. The top-layer fine-tuning the notebook teaches is in
+``helpers.top_layers``."""
 
 from __future__ import annotations
 
@@ -75,7 +77,8 @@ def encode(tokenizer, texts: Sequence[str], max_length: int, head: int) -> list[
     head = check.integer(head, "head", 0, budget, hint=f"head counts the pieces kept from the start, out of {budget}.")
     if not texts:
         return []
-    pieces = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+    pieces = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False, return_attention_mask=False,
+                       return_token_type_ids=False)["input_ids"]  # the ids only: less memory
     return [[tokenizer.cls_token_id, *head_tail(p, budget, head), tokenizer.sep_token_id] for p in pieces]
 
 
@@ -188,12 +191,15 @@ def choose_precision(model: torch.nn.Module, batch: dict[str, torch.Tensor], dev
     return faster_precision(training_step, repeats=check.integer(repeats, "repeats", 1))
 
 
-# --- Section 6 of notebook 03: the fine-tuning recipe, the same code as the notebook's ------------------------------
-# tests/test_bert_notebook.py checks that these stay the notebook's functions (up to imports, types and docstrings).
+# --- Fine-tuning every layer from token ids, and the whole-model predict of notebook 03, section 7 ------------------
+# predict is the notebook's function: tests/test_bert_notebook.py checks that it stays the same (up to imports, types and
+# docstrings). new_classifier, head_parameters and fine_tune are the full fine-tuning recipe (every layer but the word
+# embeddings, from token ids, notebook 03's optimizer and schedule) that scripts/experiments/head_lr.py, budget_epochs.py
+# and top_layers.py run as the comparison; the notebook itself trains only the top layers (helpers.top_layers).
 
 
 def new_classifier(source: str | Path, seed: int, device: str | torch.device) -> torch.nn.Module:
-    """Taught in notebook 03, section 6.
+    """The full fine-tuning recipe (every layer, from token ids) that scripts/experiments use as the comparison.
 
     A fresh copy of the checkpoint with a new 2-class head on [CLS]; the word-embedding matrix stays frozen.
     """
@@ -207,7 +213,7 @@ def new_classifier(source: str | Path, seed: int, device: str | torch.device) ->
 
 
 def head_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Taught in notebook 03, section 6.
+    """The full fine-tuning recipe (every layer, from token ids) that scripts/experiments use as the comparison.
 
     The trainable parameters of the new head: BERT's pooler and the classifier.
     """
@@ -216,10 +222,10 @@ def head_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
 
 def predict(model: torch.nn.Module, ids: Sequence[Sequence[int]], config: dict, bf16: bool = False,
             batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Taught in notebook 03, section 6.
+    """Taught in notebook 03, section 7.
 
-    Predicted classes and positive-class probabilities, in the order of ``ids`` (length-sorted batches); ``config``
-    gives ``pad_multiple``, and ``bf16`` turns on bfloat16 autocast.
+    A whole model's predicted classes and positive-class probabilities, in the order of ``ids`` (length-sorted
+    batches); ``config`` gives ``pad_multiple``, and ``bf16`` turns on bfloat16 autocast.
     """
     import torch
 
@@ -237,10 +243,11 @@ def predict(model: torch.nn.Module, ids: Sequence[Sequence[int]], config: dict, 
 def fine_tune(model: torch.nn.Module, ids: Sequence[Sequence[int]], labels: Sequence[int], epochs: int, seed: int,
               config: dict, bf16: bool = False, val: tuple | None = None,
               desc: str = "fine-tuning") -> tuple[list[float], dict[str, list[float]]]:
-    """Taught in notebook 03, section 6.
+    """The full fine-tuning recipe (every layer, from token ids) that scripts/experiments use as the comparison.
 
-    Train all weights but the word embeddings, with ``config``'s ``lr``, ``head_lr``, ``batch_size`` and
-    ``pad_multiple``; per-step losses and per-epoch history (validation on ``val`` = (ids, labels) if given).
+    Notebook 03's optimizer and schedule on a whole model: train all weights but the word embeddings, with
+    ``config``'s ``lr``, ``head_lr``, ``batch_size`` and ``pad_multiple``; per-step losses and per-epoch history
+    (validation on ``val`` = (ids, labels) if given).
     """
     import torch
     from tqdm.auto import tqdm

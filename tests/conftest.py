@@ -181,3 +181,21 @@ def refused_url() -> str:
 def sha256(payload: bytes) -> str:
     """Hex SHA-256 of bytes."""
     return hashlib.sha256(payload).hexdigest()
+
+
+def save_tiny_bert(folder: Path, layers: int = 3) -> Path:
+    """A ``layers``-layer BertModel (hidden size 32, vocabulary 128) saved in ``folder`` like the bundled checkpoint:
+    a BERT without a classifier. Seeded, so every call writes the same weights."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=128, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a 3-layer tiny BERT checkpoint (``save_tiny_bert``), shared by the tests of one session."""
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))

@@ -26,6 +26,19 @@ def test_missing_rows_read_as_none() -> None:
     assert _read("03_bert_classification", "small", "fine-tuned")([]) is None
 
 
+NB03, NB03B = "03_bert_classification", "03b_label_budget"
+
+
+def test_notebook_03_target_reads_its_top_layer_row_not_the_probe() -> None:
+    rows = [{"method": "MiniLM-L6 frozen mean features + logistic regression", "subset_accuracy": 0.80},
+            {"method": "MiniLM-L6 fine-tuned (top 2 layers)", "subset_accuracy": 0.84, "test_accuracy": None}]
+    assert _read(NB03, "small", "fine-tuned BERT, shared test subset")(rows) == 0.84
+    assert [(label, target) for label, _, target in bench.METRIC_TARGETS[(NB03, "small")]] == \
+        [("fine-tuned BERT, shared test subset", 0.82)]
+    assert _read(NB03, "small", "fine-tuned")(rows[:1]) is None  # the probe is not fine-tuned
+    assert [label for label, _, _ in bench.METRIC_TARGETS[(NB03, "full")]] == ["fine-tuned BERT, full test set"]
+
+
 def test_machine_description_has_the_essentials() -> None:
     info = bench.machine()
     assert info["cpu_count"] >= 1 and info["memory_gb"] > 0 and info["python"] and "torch" in info["packages"]
@@ -132,7 +145,7 @@ def test_lm_figures_for_notebook_04_and_control_figures_for_04b() -> None:
 
 def test_render_shows_04s_perplexity_04bs_control_and_the_series_total_with_04b() -> None:
     names = ("01_word_embeddings", "02_lstm_sentiment", "03_bert_classification", NB04, NB04B)
-    report = _report("small", "CPU A", "none", dict.fromkeys(names, 150.0))
+    report = _report("small", "CPU A", "none", dict.fromkeys(names, 150.0) | {NB03B: 1000.0})  # 03b: not in the totals
     for entry in report["notebooks"]:
         entry["rows"] = {NB04: [NB04_ROW], NB04B: [NB04B_ROW]}.get(entry["notebook"], entry["rows"])
     md = bench.render(bench.merge({}, report))
@@ -153,39 +166,56 @@ def test_every_notebook_is_benchmarked_with_budgets_and_a_framework() -> None:
     for stem in stems:
         assert (stem, "small") in bench.RESOURCE_TARGETS and stem in bench.FRAMEWORK, stem
     assert bench.RESOURCE_TARGETS[(NB04B, "small")] == (240, 2.0) and bench.FRAMEWORK[NB04B] == "torch"
+    assert bench.RESOURCE_TARGETS[(NB03, "small")] == (240, 1.4)
+    assert bench.RESOURCE_TARGETS[(NB03B, "small")] == (360, 1.8) and bench.FRAMEWORK[NB03B] == "torch"
+    assert stems.index(NB03) < stems.index(NB03B) < stems.index(NB04)
     assert any(names[-1] == NB04B for names, _ in bench.SERIES_TARGETS)
+    assert all(NB03B not in names for names, _ in bench.SERIES_TARGETS)  # a bonus notebook: not in the series totals
     assert bench.series_label(("01_word_embeddings", "02_lstm_sentiment", "03_bert_classification", NB04, NB04B)) \
         == "01–04b in order"
     assert bench.notebook_paths(["notebooks/04b_sentiment_control.ipynb"]) == [Path("notebooks/04b_sentiment_control.ipynb")]
 
 
-def test_label_budget_rows_become_one_table() -> None:
+def test_label_budget_rows_of_notebook_03b_become_one_table() -> None:
     rows = [{"method": "TF-IDF + LR, 256 labelled reviews", "subset_accuracy": 0.79, "labelled_reviews": 256,
              "budget_method": "TF-IDF + LR", "experiment": "label budget", "draws": [0.78, 0.79, 0.80]},
             {"method": "MiniLM fine-tuned, 256 labelled reviews", "subset_accuracy": 0.81, "labelled_reviews": 256,
              "budget_method": "MiniLM fine-tuned", "experiment": "label budget", "draws": [0.81]},
-            {"method": "MiniLM-L6 fine-tuned", "subset_accuracy": 0.876, "labelled_reviews": 2400,
-             "budget_method": "MiniLM fine-tuned", "pretraining": "external text (all-MiniLM-L6-v2)"},
+            {"method": "MiniLM fine-tuned, 2,400 labelled reviews", "subset_accuracy": 0.876, "labelled_reviews": 2400,
+             "budget_method": "MiniLM fine-tuned", "experiment": "label budget", "draws": [0.876]},
             {"method": "GRU", "subset_accuracy": 0.88}]
-    md = "\n".join(bench.label_budget_table(rows))
+    old_03 = [{"method": "TF-IDF + LR, 64 labelled reviews", "subset_accuracy": 0.7, "labelled_reviews": 64,
+               "budget_method": "TF-IDF + LR", "experiment": "label budget", "draws": [0.7]},  # recorded by older code
+              {"method": "MiniLM-L6 fine-tuned (top 2 layers)", "subset_accuracy": 0.84, "labelled_reviews": 2400}]
+    md = "\n".join(bench.label_budget_table([{"notebook": NB03, "rows": old_03}, {"notebook": NB03B, "rows": rows}]))
+    assert "Label budget (notebook 03b)" in md
     assert "| labelled reviews | TF-IDF + LR | MiniLM fine-tuned |" in md
     assert "| 256 | 79.0 (78.0–80.0, 3 draws) | 81.0 (1 run) |" in md
     assert "| 2,400 | – | 87.6 (1 run) |" in md
-    assert bench.label_budget_table([{"method": "GRU", "subset_accuracy": 0.88}]) == []
+    assert "| 64 |" not in md and "84.0" not in md  # notebook 03's rows are not read
+    assert bench.label_budget_table([{"notebook": NB03, "rows": old_03}]) == []
+    assert bench.label_budget_table([{"notebook": NB03B, "rows": [{"method": "GRU", "subset_accuracy": 0.88}]}]) == []
 
 
 def test_rows_table_shows_label_counts_and_keeps_budget_rows_out() -> None:
-    report = _report("small", "CPU A", "none", {"03_bert_classification": 300})
+    report = _report("small", "CPU A", "none", {NB03: 200, NB03B: 300})
     report["notebooks"][0]["rows"] = [
-        {"method": "MiniLM-L6 fine-tuned", "subset_accuracy": 0.876, "labelled_reviews": 2400,
-         "pretraining": "external text (all-MiniLM-L6-v2)", "budget_method": "MiniLM fine-tuned"},
+        {"method": "MiniLM-L6 fine-tuned (top 2 layers)", "subset_accuracy": 0.846, "labelled_reviews": 2400,
+         "pretraining": "external text (all-MiniLM-L6-v2)", "train_layers": 2},
+        {"method": "GRU", "subset_accuracy": 0.88}]
+    report["notebooks"][1]["rows"] = [
         {"method": "TF-IDF + LR, 64 labelled reviews", "subset_accuracy": 0.72, "labelled_reviews": 64,
          "pretraining": "none", "budget_method": "TF-IDF + LR", "experiment": "label budget", "draws": [0.72]},
-        {"method": "GRU", "subset_accuracy": 0.88}]
+        {"method": "MiniLM fine-tuned, 64 labelled reviews", "subset_accuracy": 0.75, "labelled_reviews": 64,
+         "pretraining": "external text (all-MiniLM-L6-v2)", "budget_method": "MiniLM fine-tuned",
+         "experiment": "label budget", "draws": [0.75], "epochs": 38}]
     md = bench.render(bench.merge({}, report))
-    assert "| 03_bert_classification | MiniLM-L6 fine-tuned | 2,400 | external text (all-MiniLM-L6-v2) | 0.876 |" in md
+    assert "| 03_bert_classification | MiniLM-L6 fine-tuned (top 2 layers) | 2,400 | external text (all-MiniLM-L6-v2) " \
+           "| 0.846 |" in md
     assert "| 03_bert_classification | GRU | not recorded | not recorded | 0.880 |" in md  # recorded by older code
-    assert "TF-IDF + LR, 64 labelled reviews" not in md and "| 64 | 72.0 (1 run) | – |" in md
+    assert "| 03b_label_budget | 300 | 1.20 | float32 | ran |" in md
+    assert "labelled reviews |" in md and "| 64 | 72.0 (1 run) | 75.0 (1 run) |" in md
+    assert "TF-IDF + LR, 64 labelled reviews" not in md and "MiniLM fine-tuned, 64" not in md  # only in the budget table
 
 
 def test_seed_runs_render_one_column_per_seed() -> None:

@@ -73,7 +73,7 @@ class _WordTokenizer:
 
     cls_token_id, sep_token_id = 101, 102
 
-    def __call__(self, texts, add_special_tokens, truncation, verbose):
+    def __call__(self, texts, add_special_tokens, truncation, verbose, **_options):
         assert not add_special_tokens and not truncation and not verbose
         return {"input_ids": [[len(w) for w in t.split()] for t in texts]}
 

@@ -71,7 +71,7 @@ COMPOUNDING = {"append", "extend", "insert", "pop", "popitem", "remove", "revers
 # notebook function that updates weights: fits, or steps an optimizer); and the series' helpers that train.
 TRAINING_METHODS = {"fit", "partial_fit", "train_on_batch", "backward"}
 WEIGHT_UPDATES = {"fit", "partial_fit", "train_on_batch", "step", "apply_gradients"}  # gradients alone change nothing
-TRAINING_FUNCTIONS = {"train_gpt", "fine_tune", "train_step"}  # the series' helpers: helpers.gpt, helpers.bert
+TRAINING_FUNCTIONS = {"train_gpt", "fine_tune", "train_step", "train_top"}  # helpers.gpt, helpers.bert, helpers.top_layers
 RESTORING = {"load_state_dict", "set_weights", "load_weights"}  # after these, the cell trains what it restored
 # `x = x.to(device)`, `x = sorted(x)`: rebinding a name through these gives the same result however often it runs.
 IDEMPOTENT_METHODS = {"to", "cpu", "cuda", "eval", "train", "float", "half", "double", "detach", "contiguous", "strip",

@@ -33,13 +33,27 @@ def _notebook_config(preset: str, monkeypatch: pytest.MonkeyPatch) -> dict:
     return _config_of(NOTEBOOK_03, CONFIG_CELL, preset, monkeypatch)
 
 
+# what helpers.bert.fine_tune and predict read, and what budget_epochs.py reads itself (data, length, validation)
+SHARED_03 = {"lr", "head_lr", "batch_size", "pad_multiple", "n_train", "max_length", "head", "n_val"}
+
+
 @pytest.mark.parametrize("preset", ["small", "full"])
 def test_budget_epochs_settings_are_the_notebooks(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _notebook_config(preset, monkeypatch)
     mirrored = budget_epochs.CONFIGS[preset]
-    assert mirrored == {key: config[key] for key in mirrored}
-    # what helpers.bert.fine_tune and predict read, and what the script reads itself
-    assert {"lr", "head_lr", "batch_size", "pad_multiple", "n_train", "max_length", "head", "n_val"} <= set(mirrored)
+    assert SHARED_03 <= set(config), f"notebook 03's CONFIG lacks {sorted(SHARED_03 - set(config))}"
+    assert set(mirrored) == SHARED_03, "budget_epochs.CONFIGS mirrors exactly the settings the script reads"
+    assert mirrored == {key: config[key] for key in mirrored}, "budget_epochs.CONFIGS and notebook 03's CONFIG differ"
+
+
+@pytest.mark.parametrize("preset", ["small", "full"])
+def test_notebook_03b_uses_notebook_03s_settings(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Notebook 03b's CONFIG repeats notebook 03's settings (the same values) before its own."""
+    config_03 = _notebook_config(preset, monkeypatch)
+    config_03b = _config_of(ROOT / "notebooks" / "03b_label_budget.ipynb", "3b000003", preset, monkeypatch)
+    shared = set(config_03) & set(config_03b)
+    assert SHARED_03 | {"train_layers", "epochs"} <= shared
+    assert {key: config_03b[key] for key in shared} == {key: config_03[key] for key in shared}
 
 
 def test_budget_epochs_parses_budgets() -> None:
@@ -196,6 +210,20 @@ def test_head_lr_parses_rates() -> None:
     for bad in ("fast", "0,1e-3", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="--head-lrs"):
             head_lr.parse_rates(bad)
+
+
+def test_top_layers_script_parses_variants() -> None:
+    import sys
+
+    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))  # top_layers.py imports budget_epochs beside it
+    spec = importlib.util.spec_from_file_location("top_layers_script", ROOT / "scripts" / "experiments" / "top_layers.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.parse_variants("2:cls") == [(2, "cls")]
+    assert script.parse_variants("1:cls,2:mean") == [(1, "cls"), (2, "mean")]
+    for bad in ("x:cls", "2:foo", "2", ""):
+        with pytest.raises(argparse.ArgumentTypeError, match="--variants"):
+            script.parse_variants(bad)
 
 
 def _recurrent_plan_module():

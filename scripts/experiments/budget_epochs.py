@@ -4,10 +4,11 @@ Usage: ``python scripts/experiments/budget_epochs.py [--seeds 42] [--budget 256:
 [--preset small] [--bf16] [--out FILE]``.
 
 The settings mirror notebook 03's ``CONFIG`` (its cell ``b6041f31``) for each preset, in ``CONFIGS`` below;
-tests/test_scripts.py checks that they agree. The data, the checkpoint and the recipe are the notebook's, from
-``helpers``: ``helpers.load_imdb``, ``helpers.bert.encode``, and ``helpers.bert.new_classifier``, ``fine_tune`` and
-``predict``, which are the notebook's section 6 functions (tests/test_bert_notebook.py keeps them the same). For every
-seed and budget N, the first draw of the label-budget experiment (``stratified_indices(pool labels, N, seed)``) is
+tests/test_scripts.py checks that they agree. The data and the checkpoint are the notebook's, from ``helpers``
+(``helpers.load_imdb``, ``helpers.bert.encode``, and ``helpers.bert.predict``, which tests/test_bert_notebook.py keeps
+the notebook's); the runs fine-tune every layer from token ids (``helpers.bert.new_classifier`` and ``fine_tune``: the
+notebook's optimizer and schedule, not its top-layer training on a cache). For every seed and budget N, the first draw
+of the label-budget experiment (``stratified_indices(pool labels, N, seed)``) is
 fine-tuned once per candidate epoch count, each run with its own warm-up and decay over its own length, and scored on
 the notebook's ``n_val`` validation reviews (never the test subset). The test subset is not read: the choice stays blind
 to it. Runs are in float32 unless ``--bf16`` (the notebook picks its precision by timing a training step).

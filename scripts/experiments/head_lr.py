@@ -3,7 +3,7 @@
 Usage: ``python scripts/experiments/head_lr.py [--seeds 42,0,7] [--head-lrs 1.5e-4,2e-3] [--bf16] [--out FILE]``.
 
 For every seed and candidate rate, MiniLM is fine-tuned on the preset's whole labelled pool for the notebook's epochs
-(``helpers.bert.fine_tune``, the code notebook 03 teaches in section 6) and scored on the notebook's ``n_val``
+(``helpers.bert.fine_tune``: every layer from token ids, with notebook 03's recipe) and scored on the notebook's ``n_val``
 validation reviews. The test subset is never read, so the choice stays blind to it. A head rate equal to the
 encoder's ``lr`` is "one rate for every weight".
 """

@@ -1,0 +1,148 @@
+"""Notebook 03, sections 5 and 6: one frozen pass (features and cached states), and fine-tuning MiniLM's top layers on
+the cache. The functions are the notebook's own code (tests/test_bert_notebook.py keeps them the same); notebook 03b
+and the scripts import them from here."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from .bert import length_batches, pad_batch
+from .runtime import seed_everything
+
+
+def frozen_pass(model: torch.nn.Module, ids: Sequence[Sequence[int]], layer: int, config: dict, bf16: bool = False,
+                batch_size: int = 16) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Taught in notebook 03, section 5.
+
+    One pass of the frozen encoder: mean-pooled last hidden states (one row per review) and each review's
+    layer-``layer`` states (float16, the cache the top layers train on).
+    """
+    device = model.device  # where the model is
+    features = np.zeros((len(ids), model.config.hidden_size), dtype=np.float32)
+    starts = np.cumsum([0] + [len(s) for s in ids])  # review i's tokens are rows starts[i]:starts[i + 1] of the cache
+    cache = torch.empty(int(starts[-1]), model.config.hidden_size, dtype=torch.float16)  # one block: no fragments
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for b in tqdm(length_batches([len(s) for s in ids], batch_size), desc="frozen pass", leave=False):
+            batch = pad_batch([ids[i] for i in b], multiple_of=config["pad_multiple"])
+            out = model(**{k: v.to(device) for k, v in batch.items()}, output_hidden_states=True)
+            mask = batch["attention_mask"].to(device).unsqueeze(-1).float()
+            features[b] = ((out.last_hidden_state.float() * mask).sum(dim=1) / mask.sum(dim=1)).cpu().numpy()
+            for row, i in enumerate(b):  # real tokens only: no padding in the cache
+                cache[starts[i] : starts[i + 1]] = out.hidden_states[layer][row, : len(ids[i])].cpu()
+    return features, [cache[starts[i] : starts[i + 1]] for i in range(len(ids))]
+
+
+def pad_states(states: Sequence[torch.Tensor], multiple_of: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Taught in notebook 03, section 6.
+
+    Cached states of several reviews as one zero-padded float32 batch, and its attention mask.
+    """
+    width = -(-max(len(s) for s in states) // multiple_of) * multiple_of
+    hidden = torch.zeros(len(states), width, states[0].shape[-1])
+    mask = torch.zeros(len(states), width, dtype=torch.long)
+    for row, s in enumerate(states):
+        hidden[row, : len(s)] = s.float()
+        mask[row, : len(s)] = 1
+    return hidden, mask
+
+
+class TopLayers(torch.nn.Module):
+    """Taught in notebook 03, section 6.
+
+    Copies of the encoder's top ``k`` layers and pooler, and a new 2-class linear layer: a classifier on cached states.
+    """
+
+    def __init__(self, encoder: torch.nn.Module, k: int, seed: int):
+        super().__init__()
+        n_layers = encoder.config.num_hidden_layers
+        self.layers = torch.nn.ModuleList(copy.deepcopy(encoder.encoder.layer[n_layers - k :]))
+        self.pooler = copy.deepcopy(encoder.pooler)  # dense + tanh on [CLS], as in AutoModelForSequenceClassification
+        seed_everything(seed)  # the new classifier's random weights depend on the seed
+        self.dropout = torch.nn.Dropout(encoder.config.hidden_dropout_prob)
+        self.classifier = torch.nn.Linear(encoder.config.hidden_size, 2)
+
+    def encode(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The top layers' output; padded keys get the most negative score, so no token attends to them."""
+        additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
+        for layer in self.layers:
+            out = layer(hidden, attention_mask=additive)
+            hidden = out[0] if isinstance(out, tuple) else out  # older transformers return a tuple
+        return hidden
+
+    def forward(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Two logits per review from its cached states."""
+        return self.classifier(self.dropout(self.pooler(self.encode(hidden, mask))))
+
+
+def predict_top(top: TopLayers, states: Sequence[torch.Tensor], config: dict, bf16: bool = False,
+                batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Taught in notebook 03, section 6.
+
+    Predicted classes and positive-class probabilities of ``top`` on cached states, in their order.
+    """
+    device = next(top.parameters()).device  # where the model is
+    top.eval()
+    probs = np.zeros(len(states), dtype=np.float32)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for b in length_batches([len(s) for s in states], batch_size):
+            hidden, mask = pad_states([states[i] for i in b], config["pad_multiple"])
+            probs[b] = top(hidden.to(device), mask.to(device)).float().softmax(dim=-1)[:, 1].cpu().numpy()
+    return (probs > 0.5).astype(int), probs
+
+
+def train_top(top: TopLayers, states: Sequence[torch.Tensor], labels: Sequence[int], epochs: int, seed: int,
+              config: dict, bf16: bool = False, val: tuple | None = None,
+              desc: str = "fine-tuning") -> tuple[list[float], dict[str, list[float]]]:
+    """Taught in notebook 03, section 6.
+
+    Notebook 03's recipe on cached states: AdamW (``lr`` for the layers, ``head_lr`` for pooler and classifier),
+    warm-up and linear decay, clipping; per-step losses and per-epoch history (validation if ``val``).
+    """
+    device = next(top.parameters()).device  # where the model is
+    head = [*top.pooler.parameters(), *top.classifier.parameters()]
+    optimizer = torch.optim.AdamW([{"params": top.layers.parameters(), "lr": config["lr"]},  # pretrained layers
+                                   {"params": head, "lr": config["head_lr"]}], weight_decay=0.01)  # the new head
+    steps_per_epoch = int(np.ceil(len(states) / config["batch_size"]))
+    total_steps = epochs * steps_per_epoch
+    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=int(0.1 * total_steps),
+                                                num_training_steps=total_steps)
+    y = torch.as_tensor(np.asarray(labels))
+    history, step_losses = {"loss": [], "val_loss": [], "val_accuracy": []}, []
+    for epoch in range(epochs):
+        top.train()
+        batches = length_batches([len(s) for s in states], config["batch_size"], shuffle=True, seed=seed + epoch)
+        bar = tqdm(batches, desc=f"{desc}, epoch {epoch + 1}/{epochs}")
+        for b in bar:
+            hidden, mask = pad_states([states[i] for i in b], config["pad_multiple"])
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = top(hidden.to(device), mask.to(device))
+            loss = torch.nn.functional.cross_entropy(logits.float(), y[b].to(device))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(top.parameters(), max_norm=1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step_losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(step_losses[-20:]):.3f}")
+        history["loss"].append(float(np.mean(step_losses[-steps_per_epoch:])))
+        if val is not None:
+            val_pred, val_prob = predict_top(top, val[0], config, bf16=bf16)
+            history["val_loss"].append(float(-np.mean(np.log(np.where(val[1] == 1, val_prob, 1 - val_prob) + 1e-7))))
+            history["val_accuracy"].append(float((val_pred == val[1]).mean()))
+            print(f"epoch {epoch + 1}: mean training loss {history['loss'][-1]:.3f}, "
+                  f"validation accuracy {history['val_accuracy'][-1]:.1%}")
+    return step_losses, history
+
+
+def epochs_for(n: int, config: dict) -> int:
+    """Taught in notebook 03b.
+
+    The epoch rule for every label budget: ``config["epochs"]``, or more until ``config["min_steps"]`` optimizer steps.
+    """
+    return max(config["epochs"], int(np.ceil(config["min_steps"] * config["batch_size"] / n)))
