@@ -199,3 +199,24 @@ def save_tiny_bert(folder: Path, layers: int = 3) -> Path:
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder of a 3-layer tiny BERT checkpoint (``save_tiny_bert``), shared by the tests of one session."""
     return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def tiny_raw(n: int = 40, n_unsup: int = 10) -> dict:
+    """What ``helpers.data.load_raw`` returns, for ``n`` reviews per half and ``n_unsup`` unlabelled ones (no files)."""
+    import numpy as np
+
+    return {"train_texts": [f"review {i}" for i in range(n)], "train_labels": np.arange(n, dtype=np.int8) % 2,
+            "train_movies": np.arange(n, dtype=np.int64), "test_texts": [f"test {i}" for i in range(n)],
+            "test_labels": np.arange(n, dtype=np.int8) % 2, "test_movies": np.arange(n, dtype=np.int64),
+            "unsup_texts": [f"unsup {i}" for i in range(n_unsup)]}
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Tiny models: one thread is fastest, and safe on a busy machine (two threads spin against each other there)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -26,15 +26,7 @@ TAUGHT = [name for names, _, _ in DEFINITION_CELLS.values() for name in names]
 EPOCHS_CELL_03B = "3b000008"  # notebook 03b's epoch rule: def epochs_for, then code that uses it
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and safe on a busy machine (two threads spin against each other there)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # conftest.py: tiny models run on one thread
 
 
 def _cells(notebook: Path = NOTEBOOK) -> dict[str, str]:

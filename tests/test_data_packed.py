@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SMALL_COUNTS, make_archive
+from conftest import SMALL_COUNTS, make_archive, tiny_raw
 
 import helpers.data as data
 
@@ -155,10 +155,7 @@ def test_unpack_texts_refuses_bytes_that_are_not_utf8() -> None:
 
 def test_a_replaced_load_raw_is_what_load_imdb_splits(monkeypatch: pytest.MonkeyPatch) -> None:
     n = 40
-    raw = {"train_texts": [f"review {i}" for i in range(n)], "train_labels": np.arange(n, dtype=np.int8) % 2,
-           "train_movies": np.arange(n, dtype=np.int64), "test_texts": [f"test {i}" for i in range(n)],
-           "test_labels": np.arange(n, dtype=np.int8) % 2, "test_movies": np.arange(n, dtype=np.int64),
-           "unsup_texts": [f"unsup {i}" for i in range(10)]}
+    raw = tiny_raw(n)
     monkeypatch.setattr(data, "load_raw", lambda verbose=True: raw)
     monkeypatch.setattr(data, "VALIDATION_SIZE", 4)
     keys = {key: list(value) if isinstance(value, list) else value.copy() for key, value in raw.items()}

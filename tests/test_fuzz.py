@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import tiny_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -510,10 +511,7 @@ def test_cooccurrence_matrix_matches_a_loop(sandbox: Path, kw: dict[str, Any]) -
 @pytest.fixture
 def tiny_imdb(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     n = 40
-    raw = {"train_texts": [f"review {i}" for i in range(n)], "train_labels": np.arange(n, dtype=np.int8) % 2,
-           "train_movies": np.arange(n, dtype=np.int64), "test_texts": [f"test {i}" for i in range(n)],
-           "test_labels": np.arange(n, dtype=np.int8) % 2, "test_movies": np.arange(n, dtype=np.int64),
-           "unsup_texts": [f"unsup {i}" for i in range(10)]}
+    raw = tiny_raw(n)
     monkeypatch.setattr(data, "load_raw", lambda verbose=True: raw)
     monkeypatch.setattr(data, "VALIDATION_SIZE", 4)
     monkeypatch.setattr(data, "TEST_SUBSET_SIZE", 4)

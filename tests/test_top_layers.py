@@ -13,15 +13,7 @@ from helpers import bert, top_layers
 CONFIG = {"lr": 1e-3, "head_lr": 1e-2, "batch_size": 4, "pad_multiple": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is fastest, and safe on a busy machine (two threads spin against each other there)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")  # conftest.py: tiny models run on one thread
 
 
 def _ids(n: int, seed: int = 0, longest: int = 20) -> list[list[int]]:
