@@ -742,7 +742,9 @@ def load_raw(verbose: bool = True) -> dict[str, object]:
     return _load(verbose, read_cache)
 
 
-_LOAD_RAW = load_raw  # load_imdb reads the cache itself, unless load_raw was replaced (the tests' small stand-ins)
+def _raw_for_splits(verbose: bool, n_unsup: int | None) -> dict[str, object]:
+    """The dataset as ``load_imdb`` reads it: cached texts stay packed, and unsup is not read when ``n_unsup`` is 0."""
+    return _load(verbose, lambda path, note: _read_packed(path, note, unsup_text=n_unsup != 0))
 
 
 def _load(verbose: bool, reader: Callable[[Path, bool], dict[str, object] | None]) -> dict[str, object]:
@@ -855,10 +857,7 @@ def load_imdb(n_train: int | None = None, n_unsup: int | None = None, seed: int 
     n_train = None if n_train is None else check.integer(n_train, "n_train", 1, hint="Pass None for all of train.")
     n_unsup = None if n_unsup is None else check.integer(n_unsup, "n_unsup", 0, hint="Pass None for all 50,000.")
     seed = check.integer(seed, "seed", 0)
-    if load_raw is _LOAD_RAW:  # only the texts of the returned splits become str (n_unsup=0: unsup is not even read)
-        raw = _load(verbose, lambda path, note: _read_packed(path, note, unsup_text=n_unsup != 0))
-    else:
-        raw = load_raw(verbose=verbose)
+    raw = _raw_for_splits(verbose, n_unsup)  # only the texts of the returned splits become str
     raw = dict(raw)  # its texts are popped below, split by split, so packed bytes go before the next split is decoded
     train_labels, test_labels = raw["train_labels"], raw["test_labels"]
     # Validation holds out every review of about a tenth of the training movies. IMDB has up to 30 reviews per

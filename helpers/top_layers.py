@@ -110,8 +110,7 @@ def train_top(top: TopLayers, states: Sequence[torch.Tensor], labels: Sequence[i
                                    {"params": head, "lr": config["head_lr"]}], weight_decay=0.01)  # the new head
     steps_per_epoch = int(np.ceil(len(states) / config["batch_size"]))
     total_steps = epochs * steps_per_epoch
-    scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps=int(0.1 * total_steps),
-                                                num_training_steps=total_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(0.1 * total_steps), total_steps)  # warm-up 10 %, decay
     y = torch.as_tensor(np.asarray(labels))
     history, step_losses = {"loss": [], "val_loss": [], "val_accuracy": []}, []
     for epoch in range(epochs):

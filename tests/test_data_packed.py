@@ -153,10 +153,10 @@ def test_unpack_texts_refuses_bytes_that_are_not_utf8() -> None:
         data.unpack_texts(buffer, offsets[:-1])
 
 
-def test_a_replaced_load_raw_is_what_load_imdb_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_load_imdb_splits_what_its_reader_returns_and_leaves_it_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
     n = 40
     raw = tiny_raw(n)
-    monkeypatch.setattr(data, "load_raw", lambda verbose=True: raw)
+    monkeypatch.setattr(data, "_raw_for_splits", lambda verbose=True, n_unsup=None: raw)
     monkeypatch.setattr(data, "VALIDATION_SIZE", 4)
     keys = {key: list(value) if isinstance(value, list) else value.copy() for key, value in raw.items()}
     for kw in ({"n_train": 10, "n_unsup": 3, "seed": 2}, {}):

@@ -512,7 +512,7 @@ def test_cooccurrence_matrix_matches_a_loop(sandbox: Path, kw: dict[str, Any]) -
 def tiny_imdb(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     n = 40
     raw = tiny_raw(n)
-    monkeypatch.setattr(data, "load_raw", lambda verbose=True: raw)
+    monkeypatch.setattr(data, "_raw_for_splits", lambda verbose=True, n_unsup=None: raw)
     monkeypatch.setattr(data, "VALIDATION_SIZE", 4)
     monkeypatch.setattr(data, "TEST_SUBSET_SIZE", 4)
     return raw

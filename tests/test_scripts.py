@@ -170,9 +170,7 @@ def test_gpt_levers_times_notebook_04s_training_step_on_a_tiny_imdb(isolated_dat
 
     import helpers.data as data
 
-    spec = importlib.util.spec_from_file_location("gpt_levers", ROOT / "scripts" / "experiments" / "gpt_levers.py")
-    gpt_levers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gpt_levers)
+    gpt_levers = _experiment("gpt_levers")
     (isolated_data_dir / data.ARCHIVE_NAME).write_bytes(make_archive())
     tiny = {"vocab_size": 300, "n_unsup": 2, "lm_unsup": 0, "d_model": 16, "n_layers": 1, "n_heads": 2, "context": 8,
             "batch_size": 4, "steps": 3, "warmup": 1, "lr": 1e-2, "val_tokens": None, "eval_stride": 4}
@@ -189,11 +187,12 @@ def test_gpt_levers_times_notebook_04s_training_step_on_a_tiny_imdb(isolated_dat
         torch.set_num_threads(threads)
 
 
-def _head_lr_module():
+def _experiment(name: str):
+    """scripts/experiments/<name>.py as a module (its folder on sys.path: some import budget_epochs beside them)."""
     import sys
 
-    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))  # head_lr imports budget_epochs beside it
-    spec = importlib.util.spec_from_file_location("head_lr", ROOT / "scripts" / "experiments" / "head_lr.py")
+    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", ROOT / "scripts" / "experiments" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -201,11 +200,11 @@ def _head_lr_module():
 
 @pytest.mark.parametrize("preset", ["small", "full"])
 def test_head_lr_trains_for_the_notebooks_epochs(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _head_lr_module().EPOCHS[preset] == _notebook_config(preset, monkeypatch)["epochs"]
+    assert _experiment("head_lr").EPOCHS[preset] == _notebook_config(preset, monkeypatch)["epochs"]
 
 
 def test_head_lr_parses_rates() -> None:
-    head_lr = _head_lr_module()
+    head_lr = _experiment("head_lr")
     assert head_lr.parse_rates("1.5e-4,2e-3") == [1.5e-4, 2e-3]
     for bad in ("fast", "0,1e-3", ""):
         with pytest.raises(argparse.ArgumentTypeError, match="--head-lrs"):
@@ -213,12 +212,7 @@ def test_head_lr_parses_rates() -> None:
 
 
 def test_top_layers_script_parses_variants() -> None:
-    import sys
-
-    sys.path.insert(0, str(ROOT / "scripts" / "experiments"))  # top_layers.py imports budget_epochs beside it
-    spec = importlib.util.spec_from_file_location("top_layers_script", ROOT / "scripts" / "experiments" / "top_layers.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _experiment("top_layers")
     assert script.parse_variants("2:cls") == [(2, "cls")]
     assert script.parse_variants("1:cls,2:mean") == [(1, "cls"), (2, "mean")]
     for bad in ("x:cls", "2:foo", "2", ""):
@@ -226,22 +220,15 @@ def test_top_layers_script_parses_variants() -> None:
             script.parse_variants(bad)
 
 
-def _recurrent_plan_module():
-    spec = importlib.util.spec_from_file_location("recurrent_plan", ROOT / "scripts" / "experiments" / "recurrent_plan.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("preset", ["small", "full"])
 def test_recurrent_plan_settings_are_notebook_02s(preset: str, monkeypatch: pytest.MonkeyPatch) -> None:
     config = _config_of(ROOT / "notebooks" / "02_lstm_sentiment.ipynb", "edfbe9ac", preset, monkeypatch)
-    mirrored = _recurrent_plan_module().CONFIGS[preset]
+    mirrored = _experiment("recurrent_plan").CONFIGS[preset]
     assert mirrored == {key: config[key] for key in mirrored}
 
 
 def test_recurrent_plan_parses_plans() -> None:
-    plan = _recurrent_plan_module()
+    plan = _experiment("recurrent_plan")
     assert plan.parse_plan("200:128") == (200, 128)
     for bad in ("200", "200:0", "long:128"):
         with pytest.raises(argparse.ArgumentTypeError, match="--plan"):
@@ -249,9 +236,7 @@ def test_recurrent_plan_parses_plans() -> None:
 
 
 def test_tfidf_c_parses_values_and_builds_notebook_02s_baseline() -> None:
-    spec = importlib.util.spec_from_file_location("tfidf_c", ROOT / "scripts" / "experiments" / "tfidf_c.py")
-    tfidf_c = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tfidf_c)
+    tfidf_c = _experiment("tfidf_c")
     assert tfidf_c.parse_cs("1,4,16") == [1.0, 4.0, 16.0]
     for bad in ("", "0,1", "big"):
         with pytest.raises(argparse.ArgumentTypeError, match="--cs"):
