@@ -128,7 +128,7 @@ def train_top(top: TopLayers, states: Sequence[torch.Tensor], labels: Sequence[i
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step_losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(step_losses[-20:]):.3f}")
+            bar.set_postfix(loss=f"{np.mean(step_losses[-20:]):.3f}", refresh=False)  # shown at the next redraw
         history["loss"].append(float(np.mean(step_losses[-steps_per_epoch:])))
         if val is not None:
             val_pred, val_prob = predict_top(top, val[0], config, bf16=bf16)
