@@ -133,15 +133,15 @@ def autocast(device, bf16):
 def token_losses(model, x, y, c, batch_size=32, bf16=False):
     """Cross-entropy (nats) of each target of windows x -> y with conditions c; shape of y."""
     model.eval()
-    device, out = model.tok.weight.device, []
+    device, out = model.tok.weight.device, np.empty(np.shape(y), dtype=np.float32)
     for i in range(0, len(x), batch_size):
         xb, yb, cb = (torch.from_numpy(a[i : i + batch_size]).to(device) for a in (x, y, c))
         with autocast(device, bf16):
             logits = model(xb, cb).float()
         losses = F.cross_entropy(logits.transpose(1, 2), yb, reduction="none")
-        out.append(losses.cpu().numpy())
+        out[i : i + batch_size] = losses.cpu().numpy()  # copied: kept tensors would fragment the freed memory
     model.train()
-    return np.concatenate(out)
+    return out
 
 
 def choose_precision(model, batch, repeats=2):
