@@ -5,7 +5,11 @@ and the scripts import them from here."""
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +40,107 @@ def frozen_pass(model: torch.nn.Module, ids: Sequence[Sequence[int]], layer: int
             for row, i in enumerate(b):  # real tokens only: no padding in the cache
                 cache[starts[i] : starts[i + 1]] = out.hidden_states[layer][row, : len(ids[i])].cpu()
     return features, [cache[starts[i] : starts[i + 1]] for i in range(len(ids))]
+
+
+def advance_states(encoder: torch.nn.Module, states: Sequence[torch.Tensor], start: int, stop: int, config: dict,
+                   bf16: bool = False, batch_size: int = 32) -> list[torch.Tensor]:
+    """Cached layer-``start`` states through the encoder's frozen layers ``start:stop``: layer-``stop`` states, one block."""
+    device = encoder.device  # where the model is
+    lengths = [len(s) for s in states]
+    starts = np.cumsum([0, *lengths])
+    cache = torch.empty(int(starts[-1]), encoder.config.hidden_size, dtype=torch.float16)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        for b in length_batches(lengths, batch_size):
+            hidden, mask = (t.to(device) for t in pad_states([states[i] for i in b], config["pad_multiple"]))
+            additive = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min  # as TopLayers
+            for layer in encoder.encoder.layer[start:stop]:
+                out = layer(hidden, attention_mask=additive)
+                hidden = out[0] if isinstance(out, tuple) else out
+            for row, i in enumerate(b):  # real tokens only
+                cache[starts[i] : starts[i + 1]] = hidden[row, : lengths[i]].cpu()
+    return [cache[starts[i] : starts[i + 1]] for i in range(len(states))]
+
+
+class StatesOnDisk(Sequence):
+    """One part's cached states in a .npy file of ``save_frozen``, read a review at a time: memory holds only those in use."""
+
+    def __init__(self, path: Path, lengths: np.ndarray):
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            shape, fortran, dtype = read_header[version](f)  # a KeyError for a .npy version we never write
+            self.offset = f.tell()
+        if fortran or dtype != np.float16 or len(shape) != 2 or shape[0] != int(lengths.sum()):
+            raise ValueError(f"{path} holds {dtype} {shape}, not the float16 states of {int(lengths.sum())} tokens")
+        self.path, self.lengths, self.hidden = Path(path), lengths, shape[1]
+        self.starts = np.cumsum([0, *lengths])
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = range(len(self))[i]  # negative indices count from the end; an IndexError past it ends iteration
+        n = int(self.lengths[i])
+        offset = self.offset + 2 * self.hidden * int(self.starts[i])  # float16: 2 bytes a number
+        data = np.fromfile(self.path, dtype=np.float16, count=n * self.hidden, offset=offset)
+        return torch.from_numpy(data).view(n, self.hidden)
+
+
+def frozen_key(source: str | Path, layer: int, bf16: bool, **ids: Sequence[Sequence[int]]) -> dict:
+    """What a frozen pass depends on: the model, the cached layer, the precision and each part's token ids (digests)."""
+    digests = {}
+    for part, part_ids in ids.items():
+        h = hashlib.sha256()
+        for review in part_ids:
+            h.update(np.asarray(review, dtype=np.int64).tobytes() + b";")
+        digests[part] = [len(part_ids), h.hexdigest()]
+    return {"format": 1, "source": str(source), "layer": int(layer), "bf16": bool(bf16), "ids": digests}
+
+
+def save_frozen(folder: str | Path, key: dict, **parts: tuple[np.ndarray, Sequence[torch.Tensor]]) -> Path:
+    """Each part's (features, states) from ``frozen_pass`` as .npy files in ``folder``; ``key.json``, written last, says
+    what they were computed from. The folder is replaced whole, and only if it holds such a cache or nothing."""
+    folder = Path(folder)
+    if folder.exists() and any(folder.iterdir()) and not (folder / "key.json").is_file():
+        raise FileExistsError(f"{folder} exists and is not a frozen-pass cache (no key.json): pass another folder, "
+                              "or move its files away")
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for part, (features, states) in parts.items():
+        np.save(partial / f"{part}-features.npy", np.asarray(features, dtype=np.float32), allow_pickle=False)
+        lengths = np.array([len(s) for s in states], dtype=np.int64)
+        np.save(partial / f"{part}-lengths.npy", lengths, allow_pickle=False)
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False,
+                  "shape": (int(lengths.sum()), states[0].shape[-1])}
+        with open(partial / f"{part}-states.npy", "wb") as f:  # one review at a time: no copy of the block in memory
+            np.lib.format.write_array_header_2_0(f, header)
+            for s in states:
+                f.write(s.to(torch.float16).contiguous().numpy().tobytes())
+    (partial / "key.json").write_text(json.dumps(key), encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
+
+
+def load_frozen(folder: str | Path, key: dict) -> dict[str, tuple[np.ndarray, StatesOnDisk]] | None:
+    """The parts ``save_frozen`` wrote under this ``key`` (states read from disk when used), or None if missing or other."""
+    folder = Path(folder)
+    try:
+        if json.loads((folder / "key.json").read_text(encoding="utf-8")) != key:
+            return None
+        parts = {}
+        for part, (n, _) in key["ids"].items():
+            features = np.load(folder / f"{part}-features.npy", allow_pickle=False)
+            lengths = np.load(folder / f"{part}-lengths.npy", allow_pickle=False)
+            if not len(features) == len(lengths) == n:
+                return None
+            parts[part] = (features, StatesOnDisk(folder / f"{part}-states.npy", lengths))
+        return parts
+    except (OSError, ValueError, KeyError, TypeError):  # missing, truncated or unreadable: compute it again
+        return None
 
 
 def pad_states(states: Sequence[torch.Tensor], multiple_of: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

@@ -210,6 +210,15 @@ def test_check_warns_when_the_series_or_a_notebook_is_long(tmp_path: Path) -> No
     assert item.status == "WARN" and "series 30 min" in item.detail and "over 20 min in all" in item.fix
 
 
+def test_check_lists_bonus_notebooks_apart_from_the_series(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(runtime.PRECISION_ENV, "float32")
+    names = (*NOTEBOOKS, "03b_budget", "04b_control")
+    seconds = dict(zip(names, (78.0, 144.0, 300.0, 240.0, 30.0), strict=True))
+    path = _write(tmp_path, _reference(seconds, dict.fromkeys(names, 0.5)))
+    item, = check.check_run_time(lambda: {"python_s": 0.2, "gemm_s": 0.3, "cpus": 2}, path)
+    assert item.detail.endswith("03 5.0 min; series 9 min; bonus notebooks 03b 4.0 min, 04b 0.5 min")
+
+
 def test_check_mentions_bfloat16_where_the_notebooks_may_use_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _write(tmp_path, _reference({"03_bert": 300.0}, {"03_bert": 0.5}))
     monkeypatch.setenv(runtime.PRECISION_ENV, "bfloat16")

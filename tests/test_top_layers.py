@@ -161,3 +161,71 @@ def test_epochs_for_gives_every_budget_the_pools_steps() -> None:
     assert top_layers.epochs_for(256, config) == 10 and top_layers.epochs_for(1024, config) == 3
     assert top_layers.epochs_for(2400, config) == 1  # the pool: one epoch is 150 steps
     assert top_layers.epochs_for(100_000, {**config, "epochs": 3}) == 3  # never fewer than config["epochs"]
+
+
+def test_save_frozen_then_load_frozen_gives_the_same_features_and_states(encoder, tmp_path: Path) -> None:
+    import torch
+
+    ids = {"pool": _ids(7, seed=1), "subset": _ids(5, seed=2)}
+    passes = {part: top_layers.frozen_pass(encoder, part_ids, 1, CONFIG, batch_size=4) for part, part_ids in ids.items()}
+    key = top_layers.frozen_key("tiny", 1, False, **ids)
+    folder = top_layers.save_frozen(tmp_path / "cache" / "frozen", key, **passes)
+    assert sorted(p.name for p in folder.iterdir())[-1] == "subset-states.npy" and (folder / "key.json").is_file()
+    assert not (tmp_path / "cache" / "frozen.partial").exists()
+    loaded = top_layers.load_frozen(folder, key)
+    assert loaded is not None and sorted(loaded) == ["pool", "subset"]
+    for part, (features, states) in passes.items():
+        assert np.array_equal(loaded[part][0], features)
+        assert len(loaded[part][1]) == len(states)
+        assert all(torch.equal(a, b) and a.dtype == torch.float16 for a, b in zip(loaded[part][1], states, strict=True))
+    hidden, mask = top_layers.pad_states(loaded["pool"][1][:3], 8)  # usable as the notebook uses them
+    assert hidden.dtype == torch.float32 and mask.sum() == sum(len(s) for s in ids["pool"][:3])
+    assert isinstance(loaded["pool"][1], top_layers.StatesOnDisk) and len(loaded["pool"][1][2:5]) == 3  # read when used
+    states = loaded["pool"][1]
+    with pytest.raises(ValueError, match="not the float16 states"):
+        top_layers.StatesOnDisk(states.path, states.lengths[:-1])  # lengths of another part
+
+
+def test_load_frozen_returns_none_for_other_inputs_or_a_broken_folder(encoder, tmp_path: Path) -> None:
+    ids = _ids(4, seed=3)
+    key = top_layers.frozen_key("tiny", 1, False, pool=ids)
+    folder = tmp_path / "frozen"
+    assert top_layers.load_frozen(folder, key) is None  # never written
+    top_layers.save_frozen(folder, key, pool=top_layers.frozen_pass(encoder, ids, 1, CONFIG))
+    assert top_layers.load_frozen(folder, top_layers.frozen_key("tiny", 2, False, pool=ids)) is None  # another layer
+    assert top_layers.load_frozen(folder, top_layers.frozen_key("tiny", 1, True, pool=ids)) is None  # bfloat16
+    other = [list(r) for r in ids]
+    other[0][1] += 1
+    assert top_layers.load_frozen(folder, top_layers.frozen_key("tiny", 1, False, pool=other)) is None  # one token
+    (folder / "pool-lengths.npy").write_bytes(b"not a numpy file")
+    assert top_layers.load_frozen(folder, key) is None  # broken: computed again, not half-read
+
+
+def test_save_frozen_replaces_its_own_cache_but_never_a_folder_of_other_files(encoder, tmp_path: Path) -> None:
+    ids = _ids(3, seed=4)
+    passes = top_layers.frozen_pass(encoder, ids, 1, CONFIG)
+    key = top_layers.frozen_key("tiny", 1, False, pool=ids)
+    folder = top_layers.save_frozen(tmp_path / "frozen", key, pool=passes)
+    top_layers.save_frozen(folder, key, pool=passes)  # its own cache: replaced
+    assert top_layers.load_frozen(folder, key) is not None
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a learner's file")
+    with pytest.raises(FileExistsError, match="not a frozen-pass cache"):
+        top_layers.save_frozen(mine, key, pool=passes)
+    assert (mine / "notes.txt").read_text() == "a learner's file"
+
+
+def test_advance_states_gives_a_later_layers_cache(encoder, tmp_path: Path) -> None:
+    import torch
+
+    ids = _ids(10, seed=5)
+    at_1 = top_layers.frozen_pass(encoder, ids, 1, CONFIG, batch_size=4)
+    _, at_3 = top_layers.frozen_pass(encoder, ids, 3, CONFIG, batch_size=4)
+    key = top_layers.frozen_key("tiny", 1, False, pool=ids)
+    on_disk = top_layers.load_frozen(top_layers.save_frozen(tmp_path / "f", key, pool=at_1), key)["pool"][1]
+    for states in (at_1[1], on_disk):  # in memory or read from disk
+        advanced = top_layers.advance_states(encoder, states, 1, 3, CONFIG, batch_size=3)
+        assert [a.shape for a in advanced] == [s.shape for s in at_3] and all(a.dtype == torch.float16 for a in advanced)
+        assert max((a.float() - s.float()).abs().max().item() for a, s in zip(advanced, at_3, strict=True)) < 2e-2
+        assert advanced[1].untyped_storage().data_ptr() == advanced[7].untyped_storage().data_ptr()  # one block

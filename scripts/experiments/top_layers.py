@@ -1,21 +1,22 @@
 """Fine-tune only MiniLM's top layers on cached hidden states: accuracy and time against fine-tuning every layer.
 
-Usage: ``python scripts/experiments/top_layers.py [--seeds 42] [--variants 1:cls,2:cls,1:mean,2:mean] [--epochs 3]
-[--full] [--out FILE]``.
+Usage: ``python scripts/experiments/top_layers.py [--seeds 42] [--variants 1:cls,2:cls,1:mean,2:mean] [--epochs 1,3]
+[--batch-sizes 16,8] [--full] [--out FILE]``.
 
 The lower layers of a fine-tuned model move little; if they are frozen, their output is the same in every epoch, so it
 can be computed once (one inference pass) and the top ``k`` layers plus a head trained on that cache. Each variant
 ``k:head`` trains the top ``k`` layers and a head (``cls``: BERT's pooler and a linear layer on [CLS], as
 ``AutoModelForSequenceClassification``; ``mean``: a linear layer on the masked mean of the last hidden states, the
 pooling all-MiniLM-L6-v2 was trained with) with notebook 03's recipe (AdamW, warm-up and linear decay, clipping,
-``lr`` for the layers and ``head_lr`` for the head), and is scored on the notebook's ``n_val`` validation reviews after
-every epoch. ``--full`` adds notebook 03's full fine-tuning (one epoch) for comparison. Float32; the test subset is
-never read.
+``lr`` for the layers and ``head_lr`` for the head), once per epoch count and batch size asked for, and is scored on
+the notebook's ``n_val`` validation reviews after every epoch. ``--full`` adds notebook 03's full fine-tuning (one
+epoch) for comparison. Float32; the test subset is never read.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -86,16 +87,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--variants", type=parse_variants, default=parse_variants("1:cls,2:cls,1:mean,2:mean"))
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", default="3", help="comma-separated, e.g. 1,2: one run per value")
     parser.add_argument("--lr", type=float, default=None, help="layer rate (default: the notebook's lr)")
     parser.add_argument("--head-lr", type=float, default=None, help="head rate (default: the notebook's head_lr)")
     parser.add_argument("--n-train", type=int, default=None, help="train on the first N pool reviews")
+    parser.add_argument("--batch-sizes", default=None, help="comma-separated, e.g. 16,8 (default: the notebook's)")
     parser.add_argument("--full", action="store_true", help="also fine-tune every layer for one epoch")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     config = dict(CONFIGS["small"])
     config["lr"] = args.lr or config["lr"]
     config["head_lr"] = args.head_lr or config["head_lr"]
+    epochs_list = [int(e) for e in args.epochs.split(",")]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else [config["batch_size"]]
 
     from transformers import AutoModel, AutoTokenizer
 
@@ -116,15 +120,18 @@ def main(argv: list[str] | None = None) -> int:
         cache_seconds = time.perf_counter() - start
         print(f"seed {seed}: cached layer {cut} states of {len(train_ids) + len(val_ids)} reviews in {cache_seconds:.0f} s",
               flush=True)
-        for k, head in args.variants:
+        for (k, head), batch_size, epochs in itertools.product(args.variants, batch_sizes, epochs_list):
             top = variant(encoder, k, head, seed, frozen=deepest - k)
             start = time.perf_counter()
-            _, history = top_layers.train_top(top, cache["train"], labels, args.epochs, seed, config,
-                                              val=(cache["val"], val_labels), desc=f"top {k} + {head}")
+            _, history = top_layers.train_top(top, cache["train"], labels, epochs, seed,
+                                              {**config, "batch_size": batch_size},
+                                              val=(cache["val"], val_labels), desc=f"top {k} + {head}, batch {batch_size}")
             seconds = time.perf_counter() - start
-            rows.append({"seed": seed, "k": k, "head": head, "val_accuracy": history["val_accuracy"],
-                         "seconds": seconds, "cache_seconds": cache_seconds, "n_train": len(train_ids)})
-            print(f"  top {k} + {head}: validation {[f'{a:.1%}' for a in history['val_accuracy']]}, {seconds:.0f} s",
+            rows.append({"seed": seed, "k": k, "head": head, "batch_size": batch_size, "epochs": epochs,
+                         "val_accuracy": history["val_accuracy"], "seconds": seconds, "cache_seconds": cache_seconds,
+                         "n_train": len(train_ids)})
+            accuracies = [f"{a:.1%}" for a in history["val_accuracy"]]
+            print(f"  top {k} + {head}, batch {batch_size}, {epochs} epoch(s): validation {accuracies}, {seconds:.0f} s",
                   flush=True)
         if args.full:
             model = bert.new_classifier(source, seed, "cpu")
@@ -136,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                          "val_accuracy": [acc], "seconds": seconds, "n_train": len(train_ids)})
             print(f"  every layer, 1 epoch: validation {acc:.1%}, {seconds:.0f} s", flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"config": config, "epochs": args.epochs, "runs": rows}, indent=1))
+        args.out.write_text(json.dumps({"config": config, "runs": rows}, indent=1))
     return 0
 
 
