@@ -59,6 +59,10 @@ FIXES = {
 ALLOWED: dict[tuple[str, str, str, str], str] = {
     ("03_bert_classification", "1f27f565", "one-name-two-meanings", "model"):
         "the cell reloads the same fine-tuned classifier it saved, and asserts identical predictions",
+    **{("03_bert_classification", "c03e5a03", "one-name-two-meanings", name):
+       "the cell saves the frozen pass and rebinds the name to the same states read back from disk (to free the memory); "
+       "after the pass cell runs again, readers get the in-memory states: the same numbers"
+       for name in ("train_states", "val_states", "subset_states")},
 }
 
 # Faults found in notebooks that are not fixed yet: (notebook stem, cell id, rule, name) -> the fix.
