@@ -72,6 +72,8 @@ class StatesOnDisk(Sequence):
             self.offset = f.tell()
         if fortran or dtype != np.float16 or len(shape) != 2 or shape[0] != int(lengths.sum()):
             raise ValueError(f"{path} holds {dtype} {shape}, not the float16 states of {int(lengths.sum())} tokens")
+        if Path(path).stat().st_size != self.offset + 2 * shape[0] * shape[1]:  # cut short while it was written
+            raise ValueError(f"{path} is truncated: delete it and run the frozen pass again")
         self.path, self.lengths, self.hidden = Path(path), lengths, shape[1]
         self.starts = np.cumsum([0, *lengths])
 

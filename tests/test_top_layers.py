@@ -197,6 +197,9 @@ def test_load_frozen_returns_none_for_other_inputs_or_a_broken_folder(encoder, t
     other = [list(r) for r in ids]
     other[0][1] += 1
     assert top_layers.load_frozen(folder, top_layers.frozen_key("tiny", 1, False, pool=other)) is None  # one token
+    states_file = folder / "pool-states.npy"
+    states_file.write_bytes(states_file.read_bytes()[:-64])
+    assert top_layers.load_frozen(folder, key) is None  # truncated: computed again, not read short in training
     (folder / "pool-lengths.npy").write_bytes(b"not a numpy file")
     assert top_layers.load_frozen(folder, key) is None  # broken: computed again, not half-read
 
